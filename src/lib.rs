@@ -1,0 +1,80 @@
+//! imaptalk: an interactive IMAP terminal client.
+//!
+//! # Layout
+//!
+//! - [`cli`]: flags, validated into `Settings` in one step.
+//! - [`target`]: the server argument (`host:port`, `imaps://…`).
+//! - [`transport`]: TCP, TLS and the STARTTLS upgrade; the `Connection`
+//!   that owns the socket and the framer.
+//! - [`framer`]: the server's bytes into response events, literals
+//!   included, in bounded memory. The heart of the tool.
+//! - [`command`]: typed lines into wire commands: tags, literals, masking.
+//! - [`session`]: the conversation: greeting, STARTTLS, outstanding tags,
+//!   continuations, the end of input and LOGOUT.
+//! - [`render`]: raw bytes for pipes, escaped and coloured text for people.
+//! - [`repl`] and [`script`]: the interactive and non-interactive drivers.
+//! - [`error`]: failure classes and exit codes.
+
+pub mod cli;
+pub mod command;
+pub mod error;
+pub mod framer;
+pub mod render;
+pub mod repl;
+pub mod script;
+pub mod session;
+pub mod target;
+pub mod transport;
+
+use cli::{Cli, Input, Settings};
+use render::{Output, TextSink};
+use session::Session;
+use std::process::ExitCode;
+
+/// Runs imaptalk; the error, if any, is mapped to an exit code by `main`.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = cli.settings()?;
+    // One thread is plenty: the editor and the stdin reader have their own
+    // threads, and everything else waits on one socket.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let code = runtime.block_on(session_main(settings));
+    // Don't wait for the stdin thread: it may be blocked reading forever.
+    runtime.shutdown_background();
+    code.map(ExitCode::from)
+}
+
+async fn session_main(settings: Settings) -> anyhow::Result<u8> {
+    match settings.input.clone() {
+        Input::Interactive => {
+            let (repl, rx) = repl::Repl::start()?;
+            let out = if settings.render {
+                Output::text(settings.color, TextSink::Printer(repl.printer.clone()))
+            } else {
+                Output::raw()
+            };
+            let result = async {
+                let mut session = Session::establish(settings, out, false).await?;
+                session.set_prompt_channel(repl.prompt.clone());
+                session.run(rx).await
+            }
+            .await;
+            repl.finish();
+            result
+        }
+        Input::Stdin | Input::Commands(_) => {
+            let out = if settings.render {
+                Output::text(settings.color, TextSink::Stdout(std::io::stdout()))
+            } else {
+                Output::raw()
+            };
+            let rx = match &settings.input {
+                Input::Commands(c) => script::commands(c),
+                _ => script::stdin(),
+            };
+            let mut session = Session::establish(settings, out, true).await?;
+            session.run(rx).await
+        }
+    }
+}

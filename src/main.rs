@@ -1,1 +1,14 @@
-fn main() {}
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = imaptalk::cli::Cli::parse();
+    match imaptalk::run(cli) {
+        Ok(code) => code,
+        Err(err) if imaptalk::error::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("imaptalk: {}", imaptalk::error::message(&err));
+            imaptalk::error::exit_code(&err)
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Command-line flags, and their validation into [`Settings`] in one step:
+//! once `Settings` exists, nothing later needs to second-guess a flag.
+
+use crate::error;
+use crate::target::{self, IMAPS_PORT, Scheme, Target};
+use clap::{Parser, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "imaptalk",
+    version,
+    about = "Talk IMAP to a server: an interactive client that replaces telnet and openssl s_client",
+    long_about = "Talk IMAP to a server by hand or from a script.\n\n\
+        Connects over plain TCP, implicit TLS (port 993, imaps://) or STARTTLS, \
+        verifies the certificate, tags your commands (a1, a2, …) and frames every \
+        response, literals included. With a terminal it is a line-editing prompt; \
+        with a script on stdin or -c commands it sends one command at a time, \
+        waits for each completion, and writes the server's exact bytes to stdout.",
+    after_help = "Examples:\n  \
+        imaptalk imap.gmail.com:993\n  \
+        imaptalk --starttls mail.example.com\n  \
+        imaptalk mail.example.com:993 < commands.imap > out.txt\n  \
+        imaptalk host:993 -c 'LOGIN alice secret' -c 'STATUS INBOX (MESSAGES UNSEEN)'\n\n\
+        Exit codes: 0 ok; 1 a command completed NO or BAD (script and -c mode); \
+        2 usage or script error; 3 could not connect (DNS, TCP, TLS, certificate, \
+        STARTTLS, greeting BYE); 4 connection lost, protocol error or timeout."
+)]
+pub struct Cli {
+    /// Server: HOST, HOST:PORT, [IPV6]:PORT, imap://HOST[:PORT] or imaps://HOST[:PORT].
+    /// Port 993 and imaps:// mean implicit TLS; otherwise plain TCP on port 143.
+    #[arg(value_name = "SERVER")]
+    pub server: String,
+
+    /// Use implicit TLS (TLS from the first byte) on any port.
+    #[arg(long, conflicts_with = "starttls")]
+    pub tls: bool,
+
+    /// Connect in plaintext, then upgrade with STARTTLS before anything else is sent.
+    /// Any failure (NO, BAD, PREAUTH, injected bytes) aborts the connection.
+    #[arg(long)]
+    pub starttls: bool,
+
+    /// PEM file of CA certificates to trust in addition to the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+
+    /// Do not verify the server's certificate (a warning is printed every time).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Name sent as SNI and verified against the certificate [default: the host;
+    /// no SNI for an IP address].
+    #[arg(long, value_name = "NAME")]
+    pub servername: Option<String>,
+
+    /// Seconds allowed for connecting and the TLS handshake, and, in script and -c
+    /// mode, for each wait on a server response.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+
+    /// Send this command (repeatable), waiting for each completion, then LOG OUT.
+    #[arg(short = 'c', long = "command", value_name = "CMD")]
+    pub commands: Vec<String>,
+
+    /// Prefix of the automatic tags (a1, a2, …).
+    #[arg(long, value_name = "PREFIX", default_value = "a")]
+    pub tag_prefix: String,
+
+    /// Write the server's bytes to stdout exactly as received, even on a terminal.
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Also copy every line sent to the server to stderr (passwords masked).
+    #[arg(long)]
+    pub echo: bool,
+
+    /// Colour tagged OK/NO/BAD, BYE and ALERT on a terminal (NO_COLOR is honoured).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// How the connection is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    Plain,
+    Tls,
+    StartTls,
+}
+
+/// Where the commands come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A person at a terminal: the line-editing prompt.
+    Interactive,
+    /// A script on stdin.
+    Stdin,
+    /// `-c` commands.
+    Commands(Vec<String>),
+}
+
+/// What the run will do, validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub target: Target,
+    pub security: Security,
+    pub cafile: Option<PathBuf>,
+    pub insecure: bool,
+    /// The name to verify (and send as SNI unless it is an IP address).
+    pub servername: String,
+    pub timeout: Option<Duration>,
+    pub input: Input,
+    pub tag_prefix: String,
+    /// Render server output for a person (escaped, coloured) instead of raw bytes.
+    pub render: bool,
+    pub color: bool,
+    pub echo: bool,
+}
+
+impl Cli {
+    pub fn settings(self) -> anyhow::Result<Settings> {
+        let target = target::parse(&self.server).map_err(error::usage)?;
+        let security = match (self.tls, self.starttls, target.scheme) {
+            (true, _, Some(Scheme::Imap)) => {
+                return Err(error::usage(
+                    "--tls contradicts imap:// (use imaps:// or HOST:PORT)",
+                ));
+            }
+            (_, true, Some(Scheme::Imaps)) => {
+                return Err(error::usage(
+                    "--starttls contradicts imaps:// (use imap:// or HOST:PORT)",
+                ));
+            }
+            (true, _, _) | (false, false, Some(Scheme::Imaps)) => Security::Tls,
+            (_, true, _) => Security::StartTls,
+            (false, false, None) if target.port == IMAPS_PORT => Security::Tls,
+            _ => Security::Plain,
+        };
+        let timeout = match self.timeout {
+            None => None,
+            Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Some(Duration::from_secs_f64(s)),
+            Some(s) => {
+                return Err(error::usage(format!(
+                    "--timeout {s}: give a positive number of seconds"
+                )));
+            }
+        };
+        if !valid_tag_prefix(&self.tag_prefix) {
+            return Err(error::usage(format!(
+                "--tag-prefix '{}': use letters, digits or '.', at most 16",
+                self.tag_prefix
+            )));
+        }
+        if let Some(f) = &self.cafile
+            && !f.is_file()
+        {
+            return Err(error::usage(format!(
+                "--cafile {}: no such file",
+                f.display()
+            )));
+        }
+        if security == Security::Plain && (self.cafile.is_some() || self.servername.is_some()) {
+            eprintln!(
+                "imaptalk: warning: --cafile/--servername have no effect on a plaintext connection (add --tls or --starttls)"
+            );
+        }
+        let stdin_tty = std::io::stdin().is_terminal();
+        let stdout_tty = std::io::stdout().is_terminal();
+        let input = if !self.commands.is_empty() {
+            Input::Commands(self.commands)
+        } else if stdin_tty {
+            Input::Interactive
+        } else {
+            Input::Stdin
+        };
+        let render = stdout_tty && !self.raw;
+        let color = render
+            && match self.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => {
+                    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+                }
+            };
+        let servername = self.servername.unwrap_or_else(|| target.host.clone());
+        Ok(Settings {
+            target,
+            security,
+            cafile: self.cafile,
+            insecure: self.insecure,
+            servername,
+            timeout,
+            input,
+            tag_prefix: self.tag_prefix,
+            render,
+            color,
+            echo: self.echo,
+        })
+    }
+}
+
+fn valid_tag_prefix(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 16 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> anyhow::Result<Settings> {
+        let mut v = vec!["imaptalk"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).unwrap().settings()
+    }
+
+    #[test]
+    fn security_from_port_scheme_and_flags() {
+        let s = |a: &[&str]| settings(a).unwrap().security;
+        assert_eq!(s(&["h"]), Security::Plain);
+        assert_eq!(s(&["h:993"]), Security::Tls);
+        assert_eq!(s(&["imaps://h"]), Security::Tls);
+        assert_eq!(s(&["imap://h"]), Security::Plain);
+        assert_eq!(s(&["--tls", "h:1993"]), Security::Tls);
+        assert_eq!(s(&["--starttls", "h"]), Security::StartTls);
+        assert_eq!(s(&["--starttls", "imap://h"]), Security::StartTls);
+        assert!(settings(&["--starttls", "imaps://h"]).is_err());
+        assert!(settings(&["--tls", "imap://h"]).is_err());
+        assert!(Cli::try_parse_from(["imaptalk", "--tls", "--starttls", "h"]).is_err());
+    }
+
+    #[test]
+    fn validation() {
+        assert!(settings(&["--timeout", "0", "h"]).is_err());
+        assert!(settings(&["--timeout=-1", "h"]).is_err());
+        assert_eq!(
+            settings(&["--timeout", "1.5", "h"]).unwrap().timeout,
+            Some(Duration::from_millis(1500))
+        );
+        assert!(settings(&["--tag-prefix", "a b", "h"]).is_err());
+        assert!(settings(&["--tag-prefix", "", "h"]).is_err());
+        assert!(settings(&["--cafile", "/nonexistent/ca.pem", "h:993"]).is_err());
+        assert_eq!(settings(&["h"]).unwrap().servername, "h");
+        assert_eq!(
+            settings(&["--servername", "imap.test", "127.0.0.1:993"])
+                .unwrap()
+                .servername,
+            "imap.test"
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! Input lines to wire bytes: tags, command names, client literals, and
+//! the masked form of a line for anything that repeats it to the user.
+
+use crate::framer::{Announcement, FrameError, literal_announcement};
+
+/// IMAP command names (RFC 9051, RFC 3501 and the common extensions). A
+/// line whose first word is one of these gets an automatic tag; a line
+/// whose *second* word is one is taken to carry its own tag.
+const COMMANDS: &[&str] = &[
+    "APPEND",
+    "AUTHENTICATE",
+    "CAPABILITY",
+    "CHECK",
+    "CLOSE",
+    "COMPRESS",
+    "COPY",
+    "CREATE",
+    "DELETE",
+    "DELETEACL",
+    "ENABLE",
+    "ESEARCH",
+    "EXAMINE",
+    "EXPUNGE",
+    "FETCH",
+    "GETACL",
+    "GETMETADATA",
+    "GETQUOTA",
+    "GETQUOTAROOT",
+    "ID",
+    "IDLE",
+    "LIST",
+    "LISTRIGHTS",
+    "LOGIN",
+    "LOGOUT",
+    "LSUB",
+    "MOVE",
+    "MYRIGHTS",
+    "NAMESPACE",
+    "NOOP",
+    "NOTIFY",
+    "RENAME",
+    "REPLACE",
+    "SEARCH",
+    "SELECT",
+    "SETACL",
+    "SETMETADATA",
+    "SETQUOTA",
+    "SORT",
+    "STARTTLS",
+    "STATUS",
+    "STORE",
+    "SUBSCRIBE",
+    "THREAD",
+    "UID",
+    "UNAUTHENTICATE",
+    "UNSELECT",
+    "UNSUBSCRIBE",
+    "XLIST",
+];
+
+pub fn is_command(word: &[u8]) -> bool {
+    COMMANDS
+        .iter()
+        .any(|c| c.as_bytes().eq_ignore_ascii_case(word))
+}
+
+/// A tag may hold any ASTRING-CHAR except `+` (RFC 9051 §9).
+fn valid_tag(word: &[u8]) -> bool {
+    !word.is_empty()
+        && word.iter().all(|&b| {
+            b > b' '
+                && b < 0x7f
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
+        })
+}
+
+/// Hands out `a1`, `a2`, … and skips any tag a user typed that is still in use.
+pub struct Tagger {
+    prefix: String,
+    next: u64,
+}
+
+impl Tagger {
+    pub fn new(prefix: &str) -> Tagger {
+        Tagger {
+            prefix: prefix.to_string(),
+            next: 1,
+        }
+    }
+
+    /// The tag the next automatic command will get.
+    pub fn peek(&self, in_use: impl Fn(&str) -> bool) -> String {
+        let mut n = self.next;
+        loop {
+            let tag = format!("{}{n}", self.prefix);
+            if !in_use(&tag) {
+                return tag;
+            }
+            n += 1;
+        }
+    }
+
+    pub fn take(&mut self, in_use: impl Fn(&str) -> bool) -> String {
+        let tag = self.peek(&in_use);
+        self.next = tag[self.prefix.len()..].parse::<u64>().unwrap_or(self.next) + 1;
+        tag
+    }
+}
+
+/// A command line ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub tag: String,
+    /// The command name in upper case, `UID FETCH` style for UID commands.
+    pub name: String,
+    /// The line as it goes on the wire, without its CRLF.
+    pub wire: Vec<u8>,
+    /// A literal announced at the end of the line: its data follows.
+    pub literal: Option<Announcement>,
+}
+
+/// Splits off the first space-separated word.
+fn word(s: &[u8]) -> (&[u8], &[u8]) {
+    let s = trim_start(s);
+    match s.iter().position(|&b| b == b' ') {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, &[]),
+    }
+}
+
+fn trim_start(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    &s[n..]
+}
+
+/// The command name after the tag (`UID FETCH` for UID commands).
+fn command_name(after_tag: &[u8]) -> String {
+    let (first, rest) = word(after_tag);
+    let mut name = String::from_utf8_lossy(first).to_ascii_uppercase();
+    if name == "UID" {
+        let (second, _) = word(rest);
+        name.push(' ');
+        name.push_str(&String::from_utf8_lossy(second).to_ascii_uppercase());
+    }
+    name
+}
+
+/// Turns a typed line (without its line end) into a command: an automatic
+/// tag unless the line carries its own, and the literal it announces.
+pub fn prepare(
+    line: &[u8],
+    tagger: &mut Tagger,
+    in_use: impl Fn(&str) -> bool,
+) -> Result<Prepared, FrameError> {
+    let literal = literal_announcement(line, false)?;
+    let (first, rest) = word(line);
+    let (second, _) = word(rest);
+    if !is_command(first) && is_command(second) && valid_tag(first) {
+        return Ok(Prepared {
+            tag: String::from_utf8_lossy(first).into_owned(),
+            name: command_name(rest),
+            wire: line.to_vec(),
+            literal,
+        });
+    }
+    let tag = tagger.take(in_use);
+    let body = trim_start(line);
+    let mut wire = Vec::with_capacity(tag.len() + 1 + body.len());
+    wire.extend_from_slice(tag.as_bytes());
+    wire.push(b' ');
+    wire.extend_from_slice(body);
+    Ok(Prepared {
+        tag,
+        name: command_name(body),
+        wire,
+        literal,
+    })
+}
+
+/// The literal announced at the end of a continuation of a command line
+/// (the text after a literal's data).
+pub fn trailing_literal(rest: &[u8]) -> Result<Option<Announcement>, FrameError> {
+    literal_announcement(rest, false)
+}
+
+/// A line as it may be shown to the user or kept anywhere: LOGIN passwords
+/// and AUTHENTICATE initial responses become `****`.
+pub fn masked(p: &Prepared) -> String {
+    let text = String::from_utf8_lossy(&p.wire);
+    let mut parts = text.splitn(3, ' ');
+    let (tag, name, args) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    match p.name.as_str() {
+        "LOGIN" => {
+            let user = login_user(args.as_bytes());
+            format!("{tag} {name} {user} ****")
+        }
+        "AUTHENTICATE" => {
+            let (mech, ir) = word(args.as_bytes());
+            let mech = String::from_utf8_lossy(mech);
+            if ir.is_empty() {
+                format!("{tag} {name} {mech}")
+            } else {
+                format!("{tag} {name} {mech} ****")
+            }
+        }
+        _ => text.into_owned(),
+    }
+}
+
+/// The user name argument of LOGIN, quoted string or atom or literal.
+fn login_user(args: &[u8]) -> String {
+    let args = trim_start(args);
+    if args.first() == Some(&b'"') {
+        let mut i = 1;
+        while i < args.len() {
+            match args[i] {
+                b'\\' => i += 2,
+                b'"' => return String::from_utf8_lossy(&args[..=i]).into_owned(),
+                _ => i += 1,
+            }
+        }
+        return String::from_utf8_lossy(args).into_owned();
+    }
+    String::from_utf8_lossy(word(args).0).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prep(line: &str, t: &mut Tagger) -> Prepared {
+        prepare(line.as_bytes(), t, |_| false).unwrap()
+    }
+
+    #[test]
+    fn automatic_and_typed_tags() {
+        let mut t = Tagger::new("a");
+        let p = prep("LOGIN alice secret", &mut t);
+        assert_eq!(
+            (p.tag.as_str(), p.wire.as_slice()),
+            ("a1", &b"a1 LOGIN alice secret"[..])
+        );
+        let p = prep("a1 LOGIN alice secret", &mut t);
+        assert_eq!((p.tag.as_str(), p.name.as_str()), ("a1", "LOGIN"));
+        assert_eq!(p.wire, b"a1 LOGIN alice secret");
+        let p = prep(". LIST \"\" *", &mut t);
+        assert_eq!(
+            (p.tag.as_str(), p.wire.as_slice()),
+            (".", &b". LIST \"\" *"[..])
+        );
+        let p = prep("A select INBOX", &mut t);
+        assert_eq!((p.tag.as_str(), p.name.as_str()), ("A", "SELECT"));
+        let p = prep("uid fetch 1:* flags", &mut t);
+        assert_eq!((p.tag.as_str(), p.name.as_str()), ("a2", "UID FETCH"));
+        let p = prep("XSTRANGE thing", &mut t);
+        assert_eq!(p.wire, b"a3 XSTRANGE thing");
+        // A word that is a command first wins: "search NOOP" is a SEARCH.
+        let p = prep("search NOOP", &mut t);
+        assert_eq!(p.tag, "a4");
+    }
+
+    #[test]
+    fn tags_in_use_are_skipped() {
+        let mut t = Tagger::new("x");
+        let p = prepare(b"NOOP", &mut t, |tag| tag == "x1" || tag == "x2").unwrap();
+        assert_eq!(p.tag, "x3");
+        assert_eq!(t.peek(|_| false), "x4");
+    }
+
+    #[test]
+    fn literals_on_the_line() {
+        let mut t = Tagger::new("a");
+        let p = prep("APPEND INBOX {12}", &mut t);
+        assert_eq!(
+            p.literal,
+            Some(Announcement {
+                len: 12,
+                binary: false,
+                non_sync: false
+            })
+        );
+        let p = prep("APPEND INBOX ~{3+}", &mut t);
+        assert_eq!(
+            p.literal,
+            Some(Announcement {
+                len: 3,
+                binary: true,
+                non_sync: true
+            })
+        );
+        let p = prep("LOGIN {5-}", &mut t);
+        assert_eq!(p.literal.map(|l| l.non_sync), Some(true));
+        assert!(prepare(b"APPEND x {99999999999999999999999}", &mut t, |_| false).is_err());
+    }
+
+    #[test]
+    fn masking() {
+        let mut t = Tagger::new("a");
+        assert_eq!(
+            masked(&prep("LOGIN alice s3cret", &mut t)),
+            "a1 LOGIN alice ****"
+        );
+        assert_eq!(
+            masked(&prep("x LOGIN \"al ice\" \"pw d\"", &mut t)),
+            "x LOGIN \"al ice\" ****"
+        );
+        assert_eq!(
+            masked(&prep("AUTHENTICATE PLAIN AGFsaWNlAHB3", &mut t)),
+            "a2 AUTHENTICATE PLAIN ****"
+        );
+        assert_eq!(
+            masked(&prep("AUTHENTICATE PLAIN", &mut t)),
+            "a3 AUTHENTICATE PLAIN"
+        );
+        assert_eq!(masked(&prep("SELECT INBOX", &mut t)), "a4 SELECT INBOX");
+    }
+}

@@ -1,0 +1,346 @@
+//! Output: the server's exact bytes for pipes and files, or a rendering
+//! for a person on a terminal.
+//!
+//! On a terminal, server bytes are attacker-controlled text: a message body
+//! or a mailbox name can carry escape sequences that retitle the window,
+//! clear the screen, or rewrite what looks like the server's answer. So
+//! every control character, C1 control, bidi override and invalid UTF-8
+//! byte is shown escaped (`\x1b`, `\u{202e}`, `\xff`), and only line feeds
+//! and tabs pass. Raw mode is the opposite: nothing added, nothing removed,
+//! so `> out.txt` is a faithful capture.
+
+use crate::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
+use anstyle::{AnsiColor, Style};
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, Stdout, Write};
+use std::sync::mpsc::Sender;
+
+/// Where rendered text goes.
+pub enum TextSink {
+    /// Straight to stdout (script mode on a terminal).
+    Stdout(Stdout),
+    /// To the REPL's printer thread, which prints above the prompt.
+    Printer(Sender<String>),
+}
+
+enum Mode {
+    Raw(BufWriter<Stdout>),
+    Text(Text),
+}
+
+struct Text {
+    color: bool,
+    escaper: Escaper,
+    pending: String,
+    /// Style of the line being rendered (the first line of a response).
+    style: Option<Style>,
+    sink: TextSink,
+}
+
+/// All output of a run: server data and the client's own notices.
+pub struct Output {
+    mode: Mode,
+}
+
+impl Output {
+    /// Exact bytes to stdout. The buffer is large so bulk literals cost few
+    /// system calls; it is flushed whenever the session waits.
+    pub fn raw() -> Output {
+        Output {
+            mode: Mode::Raw(BufWriter::with_capacity(128 * 1024, io::stdout())),
+        }
+    }
+
+    pub fn text(color: bool, sink: TextSink) -> Output {
+        Output {
+            mode: Mode::Text(Text {
+                color,
+                escaper: Escaper::default(),
+                pending: String::new(),
+                style: None,
+                sink,
+            }),
+        }
+    }
+
+    pub fn event(&mut self, ev: &Event) -> io::Result<()> {
+        match &mut self.mode {
+            Mode::Raw(w) => match ev {
+                Event::Line { data, .. } | Event::Literal { data, .. } => w.write_all(data),
+            },
+            Mode::Text(t) => {
+                t.event(ev);
+                if t.pending.len() > 64 * 1024 {
+                    t.flush_lines(false)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        match &mut self.mode {
+            Mode::Raw(w) => w.flush(),
+            Mode::Text(t) => t.flush_lines(false),
+        }
+    }
+
+    /// Flushes everything, a partial last line included (end of the run).
+    pub fn finish(&mut self) -> io::Result<()> {
+        match &mut self.mode {
+            Mode::Raw(w) => w.flush(),
+            Mode::Text(t) => {
+                t.escaper.finish(&mut t.pending);
+                t.flush_lines(true)
+            }
+        }
+    }
+
+    /// A message from imaptalk itself (never mixed into raw server bytes).
+    pub fn notice(&mut self, msg: &str) {
+        let _ = self.flush();
+        match &mut self.mode {
+            Mode::Text(Text {
+                sink: TextSink::Printer(tx),
+                color,
+                ..
+            }) => {
+                let line = if *color {
+                    let s = Style::new().dimmed();
+                    format!("{}imaptalk: {msg}{}", s.render(), s.render_reset())
+                } else {
+                    format!("imaptalk: {msg}")
+                };
+                let _ = tx.send(line);
+            }
+            _ => eprintln!("imaptalk: {msg}"),
+        }
+    }
+
+    /// A copy of a line sent to the server (`--echo`), already masked.
+    pub fn echo(&mut self, line: &str) {
+        let _ = self.flush();
+        match &mut self.mode {
+            Mode::Text(Text {
+                sink: TextSink::Printer(tx),
+                ..
+            }) => {
+                let _ = tx.send(format!("C: {}", escape_str(line)));
+            }
+            _ => eprintln!("C: {}", escape_str(line)),
+        }
+    }
+}
+
+impl Text {
+    fn event(&mut self, ev: &Event) {
+        match ev {
+            Event::Line { data, head, end } => {
+                if let Some(head) = head {
+                    self.style = self.color.then(|| style_for(head)).flatten();
+                }
+                let body: &[u8] = if *end == LineEnd::Partial {
+                    data
+                } else {
+                    strip_line_end(data)
+                };
+                if let Some(s) = self.style {
+                    let _ = write!(self.pending, "{}", s.render());
+                }
+                self.escaper.push(body, &mut self.pending);
+                if *end != LineEnd::Partial {
+                    // The line is complete: nothing can continue a carried byte.
+                    self.escaper.finish(&mut self.pending);
+                }
+                if let Some(s) = self.style {
+                    let _ = write!(self.pending, "{}", s.render_reset());
+                }
+                if *end != LineEnd::Partial {
+                    self.pending.push('\n');
+                    self.style = None;
+                }
+            }
+            Event::Literal { data, remaining } => {
+                self.escaper.push(data, &mut self.pending);
+                if *remaining == 0 {
+                    self.escaper.finish(&mut self.pending);
+                }
+            }
+        }
+    }
+
+    /// Writes out complete lines (or everything, with `all`).
+    fn flush_lines(&mut self, all: bool) -> io::Result<()> {
+        let cut = if all {
+            self.pending.len()
+        } else {
+            match self.pending.rfind('\n') {
+                Some(i) => i + 1,
+                None => return Ok(()),
+            }
+        };
+        if cut == 0 {
+            return Ok(());
+        }
+        let rest = self.pending.split_off(cut);
+        let mut out = std::mem::replace(&mut self.pending, rest);
+        match &mut self.sink {
+            TextSink::Stdout(s) => {
+                let mut lock = s.lock();
+                lock.write_all(out.as_bytes())?;
+                lock.flush()
+            }
+            TextSink::Printer(tx) => {
+                if out.ends_with('\n') {
+                    out.pop();
+                }
+                tx.send(out)
+                    .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "terminal closed"))
+            }
+        }
+    }
+}
+
+fn style_for(head: &Head) -> Option<Style> {
+    if head.alert {
+        return Some(Style::new().bold().fg_color(Some(AnsiColor::Yellow.into())));
+    }
+    let color = |c: AnsiColor| Some(Style::new().fg_color(Some(c.into())));
+    match &head.kind {
+        Kind::Tagged { status, .. } => match status {
+            Status::Ok => color(AnsiColor::Green),
+            Status::No => color(AnsiColor::Yellow),
+            Status::Bad => Some(Style::new().bold().fg_color(Some(AnsiColor::Red.into()))),
+            _ => color(AnsiColor::Magenta),
+        },
+        Kind::Untagged(Status::Bye) => {
+            Some(Style::new().bold().fg_color(Some(AnsiColor::Red.into())))
+        }
+        Kind::Untagged(Status::No) => color(AnsiColor::Yellow),
+        Kind::Untagged(Status::Bad) => color(AnsiColor::Red),
+        Kind::Continuation => color(AnsiColor::Cyan),
+        Kind::Untagged(_) => None,
+    }
+}
+
+/// Turns server bytes into text that is safe to show on a terminal. Keeps
+/// a carry of up to 3 bytes between calls, so a UTF-8 character or a CRLF
+/// split across two reads is rendered as if it had come whole.
+#[derive(Default)]
+pub struct Escaper {
+    carry: Vec<u8>,
+}
+
+impl Escaper {
+    pub fn push(&mut self, bytes: &[u8], out: &mut String) {
+        let joined;
+        let bytes = if self.carry.is_empty() {
+            bytes
+        } else {
+            let mut v = std::mem::take(&mut self.carry);
+            v.extend_from_slice(bytes);
+            joined = v;
+            &joined[..]
+        };
+        let keep = incomplete_tail(bytes);
+        escape_into(&bytes[..bytes.len() - keep], out);
+        self.carry.extend_from_slice(&bytes[bytes.len() - keep..]);
+    }
+
+    pub fn finish(&mut self, out: &mut String) {
+        let carry = std::mem::take(&mut self.carry);
+        escape_into(&carry, out);
+    }
+}
+
+/// How many bytes at the end might be the start of something the next
+/// bytes complete: a CR (of a CRLF) or an incomplete UTF-8 sequence.
+fn incomplete_tail(b: &[u8]) -> usize {
+    if b.last() == Some(&b'\r') {
+        return 1;
+    }
+    for k in 1..=3.min(b.len()) {
+        let lead = b[b.len() - k];
+        let need = match lead {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            0x80..=0xBF => continue,
+            _ => return 0,
+        };
+        return if need > k { k } else { 0 };
+    }
+    0
+}
+
+/// Escapes a whole string (for echoing typed lines).
+pub fn escape_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    escape_into(s.as_bytes(), &mut out);
+    out
+}
+
+fn escape_into(bytes: &[u8], out: &mut String) {
+    for chunk in bytes.utf8_chunks() {
+        let mut chars = chunk.valid().chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' if chars.peek() == Some(&'\n') => {}
+                '\n' | '\t' => out.push(c),
+                '\0'..='\x1f' | '\x7f' => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                '\u{80}'..='\u{9f}'
+                | '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}' => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+                _ => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esc(chunks: &[&[u8]]) -> String {
+        let mut e = Escaper::default();
+        let mut out = String::new();
+        for c in chunks {
+            e.push(c, &mut out);
+        }
+        e.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn controls_are_escaped() {
+        assert_eq!(
+            esc(&[b"\x1b]0;PWNED\x07 \x1b[31mred\x1b[0m\r\nok\tfine"]),
+            "\\x1b]0;PWNED\\x07 \\x1b[31mred\\x1b[0m\nok\tfine"
+        );
+        assert_eq!(
+            esc(&["a\u{9b}2J b\u{202e}c".as_bytes()]),
+            "a\\u{9b}2J b\\u{202e}c"
+        );
+        assert_eq!(esc(&[b"bare\rcr \xff\x00"]), "bare\\x0dcr \\xff\\x00");
+        assert_eq!(esc(&["日本語 ok".as_bytes()]), "日本語 ok");
+    }
+
+    #[test]
+    fn splits_do_not_change_the_result() {
+        let input = "x\u{9b}y 日本\r\nz\x1b".as_bytes();
+        let whole = esc(&[input]);
+        for cut in 0..=input.len() {
+            assert_eq!(esc(&[&input[..cut], &input[cut..]]), whole, "cut at {cut}");
+        }
+    }
+}

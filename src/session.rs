@@ -1,0 +1,799 @@
+//! The conversation with the server: greeting, STARTTLS, and the loop that
+//! turns input into commands and responses into output, keeping track of
+//! which tags are outstanding and who the server's `+` is meant for.
+//!
+//! Input — typed lines or a script — arrives as a byte stream. The session
+//! reads it in one of a few states ([`Feed`]): a command line; the data of a
+//! literal the line announced (sent verbatim, possibly only after the
+//! server's `+`); the rest of the command line after that data; or the data
+//! of a literal the server refused, which is skipped. While the server has
+//! asked a command for more (`+` after IDLE or AUTHENTICATE), whole lines go
+//! out untagged and as typed.
+//!
+//! In script mode (`wait`) nothing new is sent until the previous command
+//! completed or the server asked for more; interactively, commands go out as
+//! they are typed.
+
+use crate::cli::{Security, Settings};
+use crate::command::{self, Prepared, Tagger, masked};
+use crate::error;
+use crate::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
+use crate::render::{Output, escape_str};
+use crate::transport::{self, Connection, Stream, TlsSetup, secs};
+use anyhow::Result;
+use bytes::BytesMut;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What the input side sends the session.
+#[derive(Debug)]
+pub enum Input {
+    /// More bytes of input (typed lines arrive with their CRLF).
+    Data(Vec<u8>),
+    /// No more input: finish what is outstanding and LOG OUT.
+    Eof,
+    /// Ctrl-C at the prompt: ends an IDLE, otherwise nothing.
+    Interrupt,
+}
+
+/// How much input is read ahead of what can be sent. Scripts can be huge
+/// and the session may be waiting for a slow server; memory stays flat.
+const INPUT_AHEAD: usize = 256 * 1024;
+
+/// Where the input side stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Feed {
+    /// Expecting a command line (or, in continuation mode, a raw line).
+    Command,
+    /// Sending the data of a literal that the command line announced.
+    Literal {
+        tag: String,
+        remaining: u64,
+        /// A synchronizing literal: nothing may be sent before the `+`.
+        await_plus: bool,
+    },
+    /// After a literal's data: the rest of the command line.
+    RestOfLine { tag: String },
+    /// The server refused the command: its literal data is skipped.
+    Skip { remaining: u64 },
+    /// …and so is the rest of its line.
+    SkipRest,
+}
+
+/// Why the input side stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    NeedInput,
+    Blocked,
+}
+
+struct Outstanding {
+    tag: String,
+    name: String,
+    /// Every byte of the command, literals included, has been written.
+    sent: bool,
+    started: Instant,
+}
+
+pub struct Session {
+    conn: Connection,
+    out: Output,
+    settings: Settings,
+    tls: Option<TlsSetup>,
+    tagger: Tagger,
+    /// Script mode: one command at a time.
+    wait: bool,
+    outstanding: Vec<Outstanding>,
+    feed: Feed,
+    input: BytesMut,
+    input_eof: bool,
+    /// The command the server asked for more with `+`.
+    cont: Option<String>,
+    /// The `+` has not been answered yet.
+    cont_ready: bool,
+    /// End of input already cancelled the continuation (sent DONE or `*`).
+    cont_cancelled: bool,
+    /// A command after which nothing may be sent until it completes (STARTTLS).
+    barrier: Option<String>,
+    /// The response being received: its head and first line, for messages.
+    response: Option<(Head, String)>,
+    logout: Option<String>,
+    logged_out: bool,
+    bye: Option<String>,
+    failures: u32,
+    prompt: Option<std::sync::mpsc::Sender<String>>,
+    prompt_due: bool,
+}
+
+impl Session {
+    /// Connects, reads the greeting and, if asked, upgrades with STARTTLS.
+    pub async fn establish(settings: Settings, out: Output, wait: bool) -> Result<Session> {
+        let tls = match settings.security {
+            Security::Plain => None,
+            Security::Tls | Security::StartTls => Some(TlsSetup::new(&settings)?),
+        };
+        let (tcp, peer) = transport::connect_tcp(&settings).await?;
+        let stream = match (&settings.security, &tls) {
+            (Security::Tls, Some(tls)) => Stream::Tls(Box::new(
+                transport::handshake(tcp, tls, settings.timeout).await?,
+            )),
+            _ => Stream::Plain(tcp),
+        };
+        let mut session = Session {
+            conn: Connection::new(stream, peer),
+            out,
+            tagger: Tagger::new(&settings.tag_prefix),
+            tls,
+            settings,
+            wait,
+            outstanding: Vec::new(),
+            feed: Feed::Command,
+            input: BytesMut::new(),
+            input_eof: false,
+            cont: None,
+            cont_ready: false,
+            cont_cancelled: false,
+            barrier: None,
+            response: None,
+            logout: None,
+            logged_out: false,
+            bye: None,
+            failures: 0,
+            prompt: None,
+            prompt_due: true,
+        };
+        session.greeting().await?;
+        if session.settings.security == Security::StartTls {
+            session.starttls().await?;
+        }
+        Ok(session)
+    }
+
+    /// Interactive mode: where to send the prompt each time input is due.
+    pub fn set_prompt_channel(&mut self, tx: std::sync::mpsc::Sender<String>) {
+        self.prompt = Some(tx);
+    }
+
+    pub fn output(&mut self) -> &mut Output {
+        &mut self.out
+    }
+
+    /// Reads one whole response before the session proper (greeting,
+    /// STARTTLS), printing it; returns its head and first line.
+    async fn setup_response(&mut self, waiting_for: &str) -> Result<(Head, String)> {
+        let mut first: Option<(Head, String)> = None;
+        loop {
+            while let Some(ev) = self
+                .conn
+                .next_event()
+                .map_err(|e| error::connect(e.to_string()))?
+            {
+                self.out.event(&ev)?;
+                if let Event::Line { data, head, end } = &ev {
+                    if let Some(h) = head {
+                        first = Some((h.clone(), line_text(data)));
+                    }
+                    if *end == LineEnd::Response
+                        && let Some(f) = first.take()
+                    {
+                        self.out.flush()?;
+                        return Ok(f);
+                    }
+                }
+            }
+            self.out.flush()?;
+            let more = match self.settings.timeout {
+                Some(d) => tokio::time::timeout(d, self.conn.fill())
+                    .await
+                    .map_err(|_| {
+                        error::connect(format!(
+                            "timed out after {} waiting for {waiting_for}",
+                            secs(d)
+                        ))
+                    })?,
+                None => self.conn.fill().await,
+            };
+            if !more.map_err(|e| error::connect(error::message(&e)))? {
+                return Err(error::connect(format!(
+                    "server closed the connection before sending {waiting_for}"
+                )));
+            }
+        }
+    }
+
+    async fn greeting(&mut self) -> Result<()> {
+        let (head, text) = self.setup_response("a greeting").await?;
+        match head.kind {
+            Kind::Untagged(Status::Ok) => Ok(()),
+            Kind::Untagged(Status::Preauth) if self.settings.security == Security::StartTls => {
+                Err(error::connect(
+                    "server greeted with PREAUTH (a session already open in plaintext), so STARTTLS is impossible; nothing was sent",
+                ))
+            }
+            Kind::Untagged(Status::Preauth) => Ok(()),
+            Kind::Untagged(Status::Bye) => Err(error::connect(format!(
+                "server refused the connection: {text}"
+            ))),
+            _ => Err(error::connect(format!(
+                "this does not look like an IMAP server; it said: {text}"
+            ))),
+        }
+    }
+
+    /// `--starttls`: the first command, before anything else can be sent.
+    async fn starttls(&mut self) -> Result<()> {
+        let tag = self.tagger.take(|_| false);
+        let line = format!("{tag} STARTTLS");
+        if self.settings.echo {
+            self.out.echo(&line);
+        }
+        self.conn
+            .send(format!("{line}\r\n").as_bytes())
+            .await
+            .map_err(|e| error::connect(error::message(&e)))?;
+        loop {
+            let (head, text) = self.setup_response("the answer to STARTTLS").await?;
+            match head.kind {
+                Kind::Tagged { tag: t, status } if t == tag.as_bytes() => {
+                    if status != Status::Ok {
+                        return Err(error::connect(format!(
+                            "server refused STARTTLS: {text} (nothing else was sent)"
+                        )));
+                    }
+                    break;
+                }
+                Kind::Untagged(Status::Bye) => {
+                    return Err(error::connect(format!(
+                        "server closed the session during STARTTLS: {text}"
+                    )));
+                }
+                Kind::Untagged(_) => {}
+                _ => {
+                    return Err(error::connect(format!(
+                        "unexpected answer to STARTTLS: {text}; aborting"
+                    )));
+                }
+            }
+        }
+        self.upgrade().await
+    }
+
+    /// The TLS handshake after a STARTTLS OK. Bytes already buffered arrived
+    /// in plaintext after the OK: a man in the middle injecting responses
+    /// (the CVE-2011-0411 / CVE-2021-22947 class) — never let them through.
+    async fn upgrade(&mut self) -> Result<()> {
+        let n = self.conn.buffered();
+        if n > 0 {
+            return Err(error::connect(format!(
+                "{n} bytes arrived after the STARTTLS OK, before the TLS handshake (possible response injection); aborting"
+            )));
+        }
+        if self.tls.is_none() {
+            self.tls = Some(TlsSetup::new(&self.settings)?);
+        }
+        let tls = self.tls.as_ref().expect("set above");
+        self.conn.upgrade(tls, self.settings.timeout).await?;
+        if let Some(summary) = self.conn.tls_summary()
+            && self.settings.render
+        {
+            self.out.notice(&format!(
+                "TLS established ({summary}); capabilities seen before TLS no longer apply"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs until the session ends; returns the exit code.
+    pub async fn run(&mut self, mut rx: mpsc::Receiver<Input>) -> Result<u8> {
+        loop {
+            while let Some(ev) = self
+                .conn
+                .next_event()
+                .map_err(|e| error::lost(e.to_string()))?
+            {
+                self.on_event(ev).await?;
+                if self.logged_out {
+                    return self.finish().await;
+                }
+            }
+            let stop = self.pump().await?;
+            if self.logged_out {
+                return self.finish().await;
+            }
+            self.out.flush()?;
+            self.send_prompt();
+            let want_input =
+                !self.input_eof && (self.input.len() < INPUT_AHEAD || stop == Stop::NeedInput);
+            let timeout = if self.wait {
+                self.settings.timeout
+            } else {
+                None
+            };
+            let waiting = self.waiting_on_server();
+            let sleep = async {
+                match (timeout, waiting) {
+                    (Some(d), true) => tokio::time::sleep(d).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                more = self.conn.fill() => {
+                    if !more? {
+                        return self.server_closed().await;
+                    }
+                }
+                input = rx.recv(), if want_input => match input {
+                    Some(Input::Data(d)) => {
+                        self.input.extend_from_slice(&d);
+                        self.prompt_due = true;
+                    }
+                    Some(Input::Interrupt) => {
+                        self.interrupt().await?;
+                        self.prompt_due = true;
+                    }
+                    Some(Input::Eof) | None => self.input_eof = true,
+                },
+                () = sleep => return Err(self.timeout_error(timeout.unwrap_or_default())),
+            }
+        }
+    }
+
+    fn timeout_error(&self, d: Duration) -> anyhow::Error {
+        if let Feed::Literal {
+            tag,
+            await_plus: true,
+            ..
+        } = &self.feed
+        {
+            return error::lost(format!(
+                "timed out after {} waiting for the server's '+' to send the literal of {tag}",
+                secs(d)
+            ));
+        }
+        match self.outstanding.first() {
+            Some(o) => error::lost(format!(
+                "timed out after {} waiting for the server's response to {} {}",
+                secs(d),
+                o.tag,
+                o.name
+            )),
+            None => error::lost(format!(
+                "timed out after {} waiting for the server",
+                secs(d)
+            )),
+        }
+    }
+
+    fn send_prompt(&mut self) {
+        if !self.prompt_due || self.input_eof {
+            return;
+        }
+        let Some(tx) = &self.prompt else { return };
+        let prompt = match &self.feed {
+            Feed::Literal { .. } | Feed::RestOfLine { .. } => "..> ".to_string(),
+            _ if self.cont.is_some() => "+> ".to_string(),
+            _ => {
+                let next = self
+                    .tagger
+                    .peek(|t| self.outstanding.iter().any(|o| o.tag == t));
+                format!("{next}> ")
+            }
+        };
+        let _ = tx.send(prompt);
+        self.prompt_due = false;
+    }
+
+    /// The session is waiting for the server (for the timeout in script mode).
+    fn waiting_on_server(&self) -> bool {
+        matches!(
+            self.feed,
+            Feed::Literal {
+                await_plus: true,
+                ..
+            }
+        ) || (!self.outstanding.is_empty() && !self.can_start_line())
+    }
+
+    fn can_start_line(&self) -> bool {
+        if self.logout.is_some() || self.barrier.is_some() {
+            return false;
+        }
+        if self.cont.is_some() {
+            return !self.wait || self.cont_ready;
+        }
+        !self.wait || self.outstanding.is_empty()
+    }
+
+    /// Sends as much input as may be sent now.
+    async fn pump(&mut self) -> Result<Stop> {
+        loop {
+            match &mut self.feed {
+                Feed::Command => {
+                    if !self.can_start_line() {
+                        return Ok(Stop::Blocked);
+                    }
+                    let Some(line) = take_line(&mut self.input, self.input_eof) else {
+                        if self.input_eof {
+                            self.end_of_input().await?;
+                            return Ok(Stop::Blocked);
+                        }
+                        return Ok(Stop::NeedInput);
+                    };
+                    self.on_line(&line).await?;
+                }
+                Feed::Literal {
+                    await_plus: true, ..
+                } => return Ok(Stop::Blocked),
+                Feed::Literal { tag, remaining, .. } => {
+                    if *remaining == 0 {
+                        self.feed = Feed::RestOfLine { tag: tag.clone() };
+                        continue;
+                    }
+                    if self.input.is_empty() {
+                        if self.input_eof {
+                            return Err(error::usage(format!(
+                                "input ended inside the literal of {tag}: {remaining} bytes missing"
+                            )));
+                        }
+                        return Ok(Stop::NeedInput);
+                    }
+                    let take = usize::try_from(*remaining)
+                        .map_or(self.input.len(), |r| r.min(self.input.len()));
+                    *remaining -= take as u64;
+                    let chunk = self.input.split_to(take);
+                    self.conn.send(&chunk).await?;
+                }
+                Feed::RestOfLine { tag } => {
+                    let tag = tag.clone();
+                    let line = match take_line(&mut self.input, self.input_eof) {
+                        Some(l) => l,
+                        None if self.input_eof => Vec::new(),
+                        None => return Ok(Stop::NeedInput),
+                    };
+                    let mut wire = line.clone();
+                    wire.extend_from_slice(b"\r\n");
+                    self.conn.send(&wire).await?;
+                    if self.settings.echo {
+                        self.out
+                            .echo(&format!("  {}", String::from_utf8_lossy(&line)));
+                    }
+                    match command::trailing_literal(&line)
+                        .map_err(|e| error::usage(e.to_string()))?
+                    {
+                        Some(lit) => {
+                            self.feed = Feed::Literal {
+                                tag,
+                                remaining: lit.len,
+                                await_plus: !lit.non_sync,
+                            }
+                        }
+                        None => {
+                            self.feed = Feed::Command;
+                            if let Some(o) = self.outstanding.iter_mut().find(|o| o.tag == tag) {
+                                o.sent = true;
+                            }
+                        }
+                    }
+                }
+                Feed::Skip { remaining } => {
+                    if *remaining == 0 {
+                        self.feed = Feed::SkipRest;
+                        continue;
+                    }
+                    if self.input.is_empty() {
+                        if self.input_eof {
+                            self.feed = Feed::Command;
+                            continue;
+                        }
+                        return Ok(Stop::NeedInput);
+                    }
+                    let take = usize::try_from(*remaining)
+                        .map_or(self.input.len(), |r| r.min(self.input.len()));
+                    *remaining -= take as u64;
+                    let _ = self.input.split_to(take);
+                }
+                Feed::SkipRest => {
+                    let line = match take_line(&mut self.input, self.input_eof) {
+                        Some(l) => l,
+                        None if self.input_eof => Vec::new(),
+                        None => return Ok(Stop::NeedInput),
+                    };
+                    self.feed = match command::trailing_literal(&line).ok().flatten() {
+                        Some(lit) => Feed::Skip { remaining: lit.len },
+                        None => Feed::Command,
+                    };
+                }
+            }
+        }
+    }
+
+    /// One input line in the Command state.
+    async fn on_line(&mut self, line: &[u8]) -> Result<()> {
+        let idle_done = line.eq_ignore_ascii_case(b"DONE")
+            && self.outstanding.iter().any(|o| o.name == "IDLE" && o.sent);
+        if let Some(owner) = self.cont.clone().or_else(|| idle_done.then(String::new)) {
+            let mut wire = line.to_vec();
+            wire.extend_from_slice(b"\r\n");
+            self.conn.send(&wire).await?;
+            self.cont_ready = false;
+            if self.settings.echo {
+                let secret = self
+                    .outstanding
+                    .iter()
+                    .any(|o| o.tag == owner && o.name == "AUTHENTICATE");
+                let shown = if secret {
+                    "****".to_string()
+                } else {
+                    String::from_utf8_lossy(line).into_owned()
+                };
+                self.out.echo(&shown);
+            }
+            return Ok(());
+        }
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() || trimmed.starts_with(b"#") {
+            return Ok(());
+        }
+        let outstanding = &self.outstanding;
+        let p = command::prepare(line, &mut self.tagger, |t| {
+            outstanding.iter().any(|o| o.tag == t)
+        })
+        .map_err(|e| error::usage(format!("in the input: {e}")))?;
+        if self.outstanding.iter().any(|o| o.tag == p.tag) {
+            self.out.notice(&format!(
+                "warning: tag '{}' is already in use by a command that has not completed",
+                p.tag
+            ));
+        }
+        self.send_command(p).await
+    }
+
+    async fn send_command(&mut self, p: Prepared) -> Result<()> {
+        let mut wire = p.wire.clone();
+        wire.extend_from_slice(b"\r\n");
+        self.outstanding.push(Outstanding {
+            tag: p.tag.clone(),
+            name: p.name.clone(),
+            sent: p.literal.is_none(),
+            started: Instant::now(),
+        });
+        match p.name.as_str() {
+            "LOGOUT" => self.logout = Some(p.tag.clone()),
+            "STARTTLS" if !self.conn.is_tls() => self.barrier = Some(p.tag.clone()),
+            _ => {}
+        }
+        if self.settings.echo {
+            self.out.echo(&masked(&p));
+        }
+        self.conn.send(&wire).await?;
+        if let Some(lit) = p.literal {
+            self.feed = Feed::Literal {
+                tag: p.tag,
+                remaining: lit.len,
+                await_plus: !lit.non_sync,
+            };
+        }
+        Ok(())
+    }
+
+    /// Input is exhausted: end an open continuation, then LOG OUT.
+    async fn end_of_input(&mut self) -> Result<()> {
+        if self.logout.is_some() {
+            return Ok(());
+        }
+        if let Some(owner) = self.cont.clone() {
+            if self.cont_cancelled {
+                return Ok(());
+            }
+            let name = self
+                .outstanding
+                .iter()
+                .find(|o| o.tag == owner)
+                .map(|o| o.name.clone())
+                .unwrap_or_default();
+            let cancel: &[u8] = match name.as_str() {
+                "IDLE" => b"DONE\r\n",
+                "AUTHENTICATE" => b"*\r\n",
+                _ => {
+                    return Err(error::usage(format!(
+                        "input ended while the server waits for more of {owner} {name}"
+                    )));
+                }
+            };
+            self.out.notice(&format!(
+                "input ended during {owner} {name}: sending {}",
+                String::from_utf8_lossy(&cancel[..cancel.len() - 2])
+            ));
+            self.conn.send(cancel).await?;
+            self.cont_cancelled = true;
+            self.cont_ready = false;
+            return Ok(());
+        }
+        if !self.outstanding.is_empty() && self.wait {
+            return Ok(());
+        }
+        let p = command::prepare(b"LOGOUT", &mut self.tagger, |t| {
+            self.outstanding.iter().any(|o| o.tag == t)
+        })
+        .map_err(|e| error::usage(e.to_string()))?;
+        self.send_command(p).await
+    }
+
+    async fn interrupt(&mut self) -> Result<()> {
+        let idle = self
+            .outstanding
+            .iter()
+            .find(|o| o.name == "IDLE" && o.sent)
+            .map(|o| o.tag.clone());
+        if let Some(tag) = idle {
+            self.out.notice(&format!("sending DONE to end {tag} IDLE"));
+            self.conn.send(b"DONE\r\n").await?;
+            self.cont_ready = false;
+        }
+        Ok(())
+    }
+
+    async fn on_event(&mut self, ev: Event) -> Result<()> {
+        self.out.event(&ev)?;
+        if let Event::Line { data, head, end } = ev {
+            if let Some(h) = head {
+                self.response = Some((h, line_text(&data)));
+            }
+            if end == LineEnd::Response
+                && let Some((head, text)) = self.response.take()
+            {
+                self.on_response(head, text).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_response(&mut self, head: Head, text: String) -> Result<()> {
+        match head.kind {
+            Kind::Continuation => self.on_continuation(),
+            Kind::Tagged { tag, status } => {
+                self.on_completion(&String::from_utf8_lossy(&tag), status, &text)
+                    .await?
+            }
+            Kind::Untagged(Status::Bye) => self.bye = Some(text),
+            Kind::Untagged(_) => {}
+        }
+        Ok(())
+    }
+
+    fn on_continuation(&mut self) {
+        if let Feed::Literal { await_plus, .. } = &mut self.feed
+            && *await_plus
+        {
+            *await_plus = false;
+            return;
+        }
+        if self.cont.is_some() {
+            self.cont_ready = true;
+            return;
+        }
+        if let Some(o) = self.outstanding.iter().rev().find(|o| o.sent) {
+            self.cont = Some(o.tag.clone());
+            self.cont_ready = true;
+            self.cont_cancelled = false;
+            self.prompt_due = true;
+            return;
+        }
+        self.out.notice(
+            "warning: the server sent a continuation request (+) that no command is waiting for; ignored",
+        );
+    }
+
+    async fn on_completion(&mut self, tag: &str, status: Status, text: &str) -> Result<()> {
+        let Some(i) = self.outstanding.iter().position(|o| o.tag == tag) else {
+            self.out.notice(&format!(
+                "warning: the server completed tag '{tag}', which is not outstanding; ignored"
+            ));
+            return Ok(());
+        };
+        let o = self.outstanding.remove(i);
+        let failed = matches!(status, Status::No | Status::Bad);
+        if failed {
+            self.failures += 1;
+        }
+        if !o.sent {
+            if !failed {
+                return Err(error::lost(format!(
+                    "protocol error: the server completed {tag} before the command was fully sent: {text}"
+                )));
+            }
+            let skipped = match &self.feed {
+                Feed::Literal { remaining, .. } => {
+                    let r = *remaining;
+                    self.feed = Feed::Skip { remaining: r };
+                    Some(r)
+                }
+                Feed::RestOfLine { .. } => {
+                    self.feed = Feed::SkipRest;
+                    Some(0)
+                }
+                _ => None,
+            };
+            if let Some(n) = skipped {
+                self.out.notice(&format!(
+                    "{tag} {} was refused before its literal was sent; {n} bytes of literal data not sent",
+                    o.name
+                ));
+            }
+        }
+        if self.cont.as_deref() == Some(tag) {
+            self.cont = None;
+            self.cont_ready = false;
+            self.cont_cancelled = false;
+        }
+        if self.barrier.as_deref() == Some(tag) {
+            self.barrier = None;
+        }
+        self.prompt_due = true;
+        if self.logout.as_deref() == Some(tag) {
+            self.logged_out = true;
+            return Ok(());
+        }
+        let _ = o.started;
+        if o.name == "STARTTLS" && status == Status::Ok && !self.conn.is_tls() {
+            self.upgrade().await?;
+        }
+        Ok(())
+    }
+
+    async fn server_closed(&mut self) -> Result<u8> {
+        self.out.finish()?;
+        if self.logout.is_some() {
+            return Ok(self.exit_code());
+        }
+        Err(match &self.bye {
+            Some(text) => error::lost(format!("server closed the connection: {text}")),
+            None => error::lost("server closed the connection unexpectedly"),
+        })
+    }
+
+    async fn finish(&mut self) -> Result<u8> {
+        self.out.finish()?;
+        self.conn.shutdown().await;
+        let unsent = take_line(&mut self.input, true).is_some_and(|l| !l.trim_ascii().is_empty());
+        if unsent && self.wait {
+            self.out.notice("warning: input after LOGOUT was not sent");
+        }
+        Ok(self.exit_code())
+    }
+
+    fn exit_code(&self) -> u8 {
+        if self.wait && self.failures > 0 {
+            error::COMMAND_FAILED
+        } else {
+            0
+        }
+    }
+}
+
+/// Takes one line (without its LF or CRLF) off the input; at end of input
+/// a last line without a line end counts too.
+fn take_line(input: &mut BytesMut, eof: bool) -> Option<Vec<u8>> {
+    match memchr::memchr(b'\n', input) {
+        Some(i) => {
+            let line = input.split_to(i + 1);
+            Some(strip_line_end(&line).to_vec())
+        }
+        None if eof && !input.is_empty() => {
+            let line = input.split();
+            Some(strip_line_end(&line).to_vec())
+        }
+        None => None,
+    }
+}
+
+/// A server line as it may appear in a message: escaped, and cut short.
+fn line_text(data: &[u8]) -> String {
+    let line = strip_line_end(data);
+    let cut = &line[..line.len().min(300)];
+    let mut s = escape_str(&String::from_utf8_lossy(cut));
+    if cut.len() < line.len() {
+        s.push('…');
+    }
+    s
+}

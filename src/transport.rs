@@ -1,0 +1,492 @@
+//! Getting bytes to and from the server: TCP, TLS, the STARTTLS upgrade,
+//! and the [`Connection`] that owns the socket and the framer.
+
+use crate::cli::Settings;
+use crate::error;
+use crate::framer::{Event, FrameError, Framer};
+use anyhow::Result;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{
+    self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+
+/// How much is read from the socket at once. Large reads keep the number
+/// of system calls (and TLS records decrypted per call) low when a big
+/// literal streams through.
+pub const READ_SIZE: usize = 128 * 1024;
+
+/// The socket, plain or encrypted.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// One connection to the server: the socket plus the framer that owns the
+/// read buffer. Reading and framing are split (`fill` / `next_event`) so
+/// that the session can drain every buffered event, flush its output once,
+/// and only then wait on the network.
+pub struct Connection {
+    stream: Option<Stream>,
+    framer: Framer,
+    /// Where the TCP connection ended up, for messages.
+    pub peer: String,
+    eof: bool,
+}
+
+impl Connection {
+    pub fn new(stream: Stream, peer: String) -> Connection {
+        Connection {
+            stream: Some(stream),
+            framer: Framer::new(),
+            peer,
+            eof: false,
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Some(Stream::Tls(_)))
+    }
+
+    fn stream(&mut self) -> io::Result<&mut Stream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "connection closed"))
+    }
+
+    /// The next event from bytes already received, if any.
+    pub fn next_event(&mut self) -> Result<Option<Event>, FrameError> {
+        self.framer.next_event()
+    }
+
+    /// Reads more from the server. Returns `Ok(false)` when the server has
+    /// closed its side — after checking that it did so between responses.
+    /// Cancel-safe: if the future is dropped, nothing was read.
+    pub async fn fill(&mut self) -> Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        let buf = self.framer.buffer_mut();
+        buf.reserve(READ_SIZE);
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| error::lost("connection already closed"))?;
+        let n = match stream.read_buf(buf).await {
+            Ok(n) => n,
+            // Servers often close after BYE without a TLS close_notify: the
+            // caller decides whether that end was expected.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => {
+                return Err(error::lost(format!(
+                    "connection to {} lost: {}",
+                    self.peer,
+                    io_text(&e)
+                )));
+            }
+        };
+        if n == 0 {
+            self.eof = true;
+            self.framer
+                .finish()
+                .map_err(|e| error::lost(e.to_string()))?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Sends bytes and flushes them (TLS buffers records until flushed).
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        let peer = self.peer.clone();
+        let s = self.stream().map_err(|e| error::lost(e.to_string()))?;
+        let r = async {
+            s.write_all(bytes).await?;
+            s.flush().await
+        }
+        .await;
+        r.map_err(|e| error::lost(format!("cannot send to {peer}: {}", io_text(&e))))
+    }
+
+    /// Bytes received and not yet framed into events.
+    pub fn buffered(&self) -> usize {
+        self.framer.buffered()
+    }
+
+    /// Replaces the plain socket by a TLS one (STARTTLS). The caller must
+    /// have checked that nothing is buffered: bytes that arrived before the
+    /// handshake are plaintext and must never be mixed into the TLS session.
+    pub async fn upgrade(&mut self, tls: &TlsSetup, timeout: Option<Duration>) -> Result<()> {
+        debug_assert_eq!(self.framer.buffered(), 0);
+        let Some(Stream::Plain(tcp)) = self.stream.take() else {
+            return Err(error::connect(
+                "STARTTLS on a connection that is already TLS",
+            ));
+        };
+        let tls_stream = handshake(tcp, tls, timeout).await?;
+        self.stream = Some(Stream::Tls(Box::new(tls_stream)));
+        self.framer = Framer::new();
+        Ok(())
+    }
+
+    /// Ends the connection politely: TLS close_notify, then TCP FIN.
+    pub async fn shutdown(&mut self) {
+        if let Some(mut s) = self.stream.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), s.shutdown()).await;
+        }
+    }
+
+    /// A description of the TLS session, for the user.
+    pub fn tls_summary(&self) -> Option<String> {
+        let Some(Stream::Tls(s)) = &self.stream else {
+            return None;
+        };
+        let (_, conn) = s.get_ref();
+        let version = conn
+            .protocol_version()
+            .map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1."))
+            .unwrap_or_default();
+        let suite = conn
+            .negotiated_cipher_suite()
+            .map(|c| format!("{:?}", c.suite()))
+            .unwrap_or_default();
+        Some(format!("{version}, {suite}"))
+    }
+}
+
+/// An I/O error as users read it: the OS text without Rust's "(os error N)".
+pub fn io_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Resolves and connects, trying every address the name has.
+pub async fn connect_tcp(settings: &Settings) -> Result<(TcpStream, String)> {
+    let t = &settings.target;
+    let work = async {
+        let addrs: Vec<_> = tokio::net::lookup_host((t.host.as_str(), t.port))
+            .await
+            .map_err(|e| error::connect(format!("cannot resolve '{}': {}", t.host, io_text(&e))))?
+            .collect();
+        let mut last = None;
+        for addr in &addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok((s, addr.to_string()));
+                }
+                Err(e) => last = Some((addr, e)),
+            }
+        }
+        Err(match last {
+            Some((addr, e)) => error::connect(format!(
+                "cannot connect to {} ({addr}): {}",
+                t.display(),
+                io_text(&e)
+            )),
+            None => error::connect(format!("cannot resolve '{}': no addresses", t.host)),
+        })
+    };
+    match settings.timeout {
+        Some(d) => tokio::time::timeout(d, work).await.map_err(|_| {
+            error::connect(format!(
+                "timed out after {} connecting to {}",
+                secs(d),
+                t.display()
+            ))
+        })?,
+        None => work.await,
+    }
+}
+
+pub fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// What a TLS handshake needs: the client configuration and the name to
+/// verify. Built once, used for implicit TLS or for STARTTLS.
+pub struct TlsSetup {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    name_text: String,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    // Passed explicitly everywhere: if another crate ever enables a second
+    // rustls provider, the implicit default would panic at runtime.
+    Arc::new(ring::default_provider())
+}
+
+impl TlsSetup {
+    pub fn new(settings: &Settings) -> Result<TlsSetup> {
+        let provider = provider();
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| error::connect(format!("TLS setup failed: {e}")))?;
+        let config = if settings.insecure {
+            eprintln!(
+                "imaptalk: warning: --insecure: the server's certificate is NOT verified; anyone on the path can read and change this session"
+            );
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+                .with_no_client_auth()
+        } else {
+            builder
+                .with_root_certificates(roots(settings)?)
+                .with_no_client_auth()
+        };
+        let host = settings.servername.clone();
+        let name = ServerName::try_from(host.clone())
+            .map_err(|_| error::usage(format!("'{host}' is not a valid TLS server name")))?;
+        Ok(TlsSetup {
+            config: Arc::new(config),
+            name,
+            name_text: host,
+        })
+    }
+}
+
+/// The system's roots plus `--cafile`. Roots that fail to load are a
+/// warning; only an empty store is an error.
+fn roots(settings: &Settings) -> Result<RootCertStore> {
+    let mut store = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        eprintln!("imaptalk: warning: some system certificates could not be loaded: {e}");
+    }
+    store.add_parsable_certificates(native.certs);
+    if let Some(path) = &settings.cafile {
+        let shown = path.display();
+        let mut added = 0;
+        let iter = CertificateDer::pem_file_iter(path)
+            .map_err(|e| error::usage(format!("--cafile {shown}: {e}")))?;
+        for cert in iter {
+            let cert = cert.map_err(|e| error::usage(format!("--cafile {shown}: {e}")))?;
+            store
+                .add(cert)
+                .map_err(|e| error::usage(format!("--cafile {shown}: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(error::usage(format!(
+                "--cafile {shown}: no PEM certificates in the file"
+            )));
+        }
+    }
+    if store.is_empty() {
+        return Err(error::connect(
+            "no trusted CA certificates: the system store is empty or unreadable (use --cafile FILE)",
+        ));
+    }
+    Ok(store)
+}
+
+/// The TLS handshake on a connected socket, with readable errors.
+pub async fn handshake(
+    tcp: TcpStream,
+    tls: &TlsSetup,
+    timeout: Option<Duration>,
+) -> Result<TlsStream<TcpStream>> {
+    let connector = TlsConnector::from(tls.config.clone());
+    let fut = connector.connect(tls.name.clone(), tcp);
+    let result = match timeout {
+        Some(d) => tokio::time::timeout(d, fut).await.map_err(|_| {
+            error::connect(format!(
+                "timed out after {} in the TLS handshake with '{}'",
+                secs(d),
+                tls.name_text
+            ))
+        })?,
+        None => fut.await,
+    };
+    result.map_err(|e| error::connect(handshake_error(&e, &tls.name_text)))
+}
+
+const CERT_HINT: &str = "(use --cafile FILE to trust its CA, or --insecure to skip verification)";
+
+fn handshake_error(e: &io::Error, name: &str) -> String {
+    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            return format!(
+                "TLS handshake with '{name}' failed: the server closed the connection (is this port plaintext? try --starttls or without --tls)"
+            );
+        }
+        return format!("TLS handshake with '{name}' failed: {}", io_text(e));
+    };
+    match tls {
+        rustls::Error::InvalidCertificate(c) => {
+            format!(
+                "certificate of '{name}' rejected: {} {CERT_HINT}",
+                cert_problem(c)
+            )
+        }
+        rustls::Error::InvalidMessage(_) => format!(
+            "TLS handshake with '{name}' failed: the server did not answer with TLS ({tls}); is this a plaintext port? try --starttls or drop --tls"
+        ),
+        other => format!("TLS handshake with '{name}' failed: {other}"),
+    }
+}
+
+fn cert_problem(c: &CertificateError) -> String {
+    match c {
+        CertificateError::UnknownIssuer => "issued by an unknown authority".into(),
+        CertificateError::Expired => "expired".into(),
+        CertificateError::ExpiredContext { time, not_after } => format!(
+            "expired on {} (now {})",
+            date(not_after.as_secs()),
+            date(time.as_secs())
+        ),
+        CertificateError::NotValidYet => "not valid yet".into(),
+        CertificateError::NotValidYetContext { not_before, .. } => {
+            format!("not valid before {}", date(not_before.as_secs()))
+        }
+        CertificateError::NotValidForName => "not valid for this name".into(),
+        CertificateError::NotValidForNameContext { presented, .. } => {
+            format!(
+                "name mismatch: it is only valid for {}",
+                presented.join(", ")
+            )
+        }
+        CertificateError::Revoked => "revoked".into(),
+        CertificateError::BadSignature => "bad signature".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`, without a date crate.
+pub fn date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `--insecure`: accept any certificate, but still check the handshake
+/// signatures, so only the trust decision is skipped.
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        assert_eq!(super::date(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::date(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(super::date(1_798_761_599), "2026-12-31 23:59:59 UTC");
+    }
+}
