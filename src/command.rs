@@ -64,6 +64,14 @@ pub fn is_command(word: &[u8]) -> bool {
         .any(|c| c.as_bytes().eq_ignore_ascii_case(word))
 }
 
+/// Whether a server's `+` may be meant for this command: IDLE and
+/// AUTHENTICATE wait for one, and so may extension commands we do not know.
+/// A `+` for NOOP or FETCH is nobody's, and is not obeyed.
+pub fn takes_continuation(name: &str) -> bool {
+    matches!(name, "IDLE" | "AUTHENTICATE")
+        || !is_command(name.split(' ').next().unwrap_or("").as_bytes())
+}
+
 /// A tag may hold any ASTRING-CHAR except `+` (RFC 9051 §9).
 fn valid_tag(word: &[u8]) -> bool {
     !word.is_empty()

@@ -672,7 +672,12 @@ impl Session {
             self.cont_ready = true;
             return;
         }
-        if let Some(o) = self.outstanding.iter().rev().find(|o| o.sent) {
+        if let Some(o) = self
+            .outstanding
+            .iter()
+            .rev()
+            .find(|o| o.sent && command::takes_continuation(&o.name))
+        {
             self.cont = Some(o.tag.clone());
             self.cont_ready = true;
             self.cont_cancelled = false;

@@ -1,0 +1,29 @@
+//! Shared test support: the binary under test, a scripted IMAP server for
+//! faults and ordering, a test PKI, and a throwaway Dovecot.
+#![allow(dead_code)]
+
+pub mod scripted;
+
+use std::process::Command;
+
+/// The built binary, with an environment that cannot leak the developer's
+/// settings into the test (colour, home directory).
+pub fn imaptalk() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_imaptalk"));
+    cmd.env_remove("NO_COLOR")
+        .env("HOME", std::env::temp_dir())
+        .timeout(std::time::Duration::from_secs(30));
+    cmd
+}
+
+/// The same, as a std Command (for pipes the test controls itself).
+pub fn imaptalk_std() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imaptalk"));
+    cmd.env_remove("NO_COLOR").env("HOME", std::env::temp_dir());
+    cmd
+}
+
+/// `127.0.0.1:PORT`.
+pub fn local(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
