@@ -1,5 +1,7 @@
 //! Integration tests: the built `imaptalk` binary against scripted servers,
 //! a real Dovecot and a real pseudo-terminal. One test binary, one link.
 
+#[cfg(unix)]
+mod pty_cases;
 mod scripted_cases;
 mod support;

@@ -1,0 +1,152 @@
+//! The interactive side, through a real pseudo-terminal: the REPL, and
+//! what reaches a terminal from a hostile server.
+
+use crate::support::local;
+use crate::support::scripted::{ScriptedServer, Step, expect, send};
+use rexpect::session::{PtySession, spawn_command};
+use std::process::Command;
+use std::time::Duration;
+
+fn spawn(args: &[&str]) -> PtySession {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imaptalk"));
+    cmd.args(args)
+        .env("TERM", "xterm-256color")
+        .env("HOME", std::env::temp_dir())
+        .env_remove("NO_COLOR");
+    spawn_command(cmd, Some(10_000)).expect("spawn imaptalk on a pty")
+}
+
+fn exit_code(p: &PtySession) -> String {
+    format!("{:?}", p.process().wait().unwrap())
+}
+
+#[test]
+fn repl_tags_commands_prints_responses_and_logs_out_on_ctrl_d() {
+    let server = ScriptedServer::start(vec![
+        send("* OK scripted ready\n"),
+        expect("a1 NOOP"),
+        send("a1 OK NOOP completed.\n"),
+        expect("x7 CAPABILITY"),
+        send("* CAPABILITY IMAP4rev1 IDLE\nx7 OK done\n"),
+        expect("a2 LOGOUT"),
+        send("* BYE bye\na2 OK Logout completed.\n"),
+        Step::Close,
+    ]);
+    let mut p = spawn(&[&local(server.port())]);
+    p.exp_string("* OK scripted ready").unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_line("NOOP").unwrap();
+    p.exp_string("a1 OK NOOP completed.").unwrap();
+    p.exp_string("a2> ").unwrap();
+    p.send_line("x7 CAPABILITY").unwrap();
+    p.exp_string("x7 OK done").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_string("a2 OK Logout completed.").unwrap();
+    p.exp_eof().unwrap();
+    assert!(exit_code(&p).contains(", 0)"), "{}", exit_code(&p));
+    server.finish().assert_ok();
+}
+
+#[test]
+fn repl_shows_unsolicited_output_while_waiting_at_the_prompt() {
+    let server = ScriptedServer::start(vec![
+        send("* OK scripted ready\n"),
+        Step::Sleep(Duration::from_millis(500)),
+        send("* 3 EXISTS\n* OK [ALERT] System going down for maintenance\n"),
+        expect("a1 LOGOUT"),
+        send("a1 OK bye\n"),
+        Step::Close,
+    ]);
+    let mut p = spawn(&[&local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.exp_string("* 3 EXISTS").unwrap();
+    p.exp_string("System going down").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+}
+
+#[test]
+fn repl_ends_with_a_message_and_code_4_when_the_server_hangs_up() {
+    let server = ScriptedServer::start(vec![
+        send("* OK scripted ready\n"),
+        Step::Sleep(Duration::from_millis(300)),
+        send("* BYE Autologout\n"),
+        Step::Close,
+    ]);
+    let mut p = spawn(&[&local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.exp_string("server closed the connection: * BYE Autologout")
+        .unwrap();
+    p.exp_eof().unwrap();
+    assert!(exit_code(&p).contains(", 4)"), "{}", exit_code(&p));
+    server.finish();
+}
+
+#[test]
+fn escape_sequences_from_the_server_never_reach_the_terminal() {
+    let hostile = "* OK \x1b]0;PWNED\x07 \x1b[2J\u{9b}31m \u{202e}gnp.exe\n";
+    let body = "\x1b]52;c;ZXZpbA==\x07clipboard\r\n";
+    let server = ScriptedServer::start(vec![
+        send(hostile),
+        expect("a1 FETCH 1 BODY[]"),
+        Step::Send(
+            format!(
+                "* 1 FETCH (BODY[] {{{}}}\r\n{body})\r\na1 OK done\r\n",
+                body.len()
+            )
+            .into_bytes(),
+        ),
+        expect("a2 LOGOUT"),
+        send("a2 OK bye\n"),
+        Step::Close,
+    ]);
+    // -c: script mode, but stdout is a terminal, so output is rendered.
+    let mut p = spawn(&[&local(server.port()), "-c", "FETCH 1 BODY[]"]);
+    let screen = p.exp_eof().unwrap();
+    server.finish().assert_ok();
+    assert!(
+        screen.contains("\\x1b]0;PWNED\\x07 \\x1b[2J\\u{9b}31m \\u{202e}gnp.exe"),
+        "{screen:?}"
+    );
+    assert!(
+        screen.contains("\\x1b]52;c;ZXZpbA==\\x07clipboard"),
+        "{screen:?}"
+    );
+    for raw in [
+        "\x1b]0;", "\x1b]52;", "\x1b[2J", "\u{9b}", "\u{202e}", "\x07",
+    ] {
+        assert!(
+            !screen.contains(raw),
+            "{raw:?} reached the terminal: {screen:?}"
+        );
+    }
+}
+
+#[test]
+fn completions_are_coloured_on_a_terminal_unless_no_color() {
+    for (color, env_no_color) in [(true, false), (false, true)] {
+        let server = ScriptedServer::start(vec![
+            send("* OK ready\n"),
+            expect("a1 NOOP"),
+            send("a1 NO nope\n"),
+            expect("a2 LOGOUT"),
+            send("a2 OK bye\n"),
+            Step::Close,
+        ]);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imaptalk"));
+        cmd.args([&local(server.port()), "-c", "NOOP"])
+            .env("TERM", "xterm-256color");
+        if env_no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let mut p = spawn_command(cmd, Some(10_000)).unwrap();
+        let screen = p.exp_eof().unwrap();
+        server.finish().assert_ok();
+        // Yellow for NO.
+        assert_eq!(screen.contains("\x1b[33ma1 NO nope"), color, "{screen:?}");
+        assert!(screen.contains("a1 NO nope"));
+    }
+}
