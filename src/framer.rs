@@ -767,4 +767,59 @@ mod tests {
             Kind::Untagged(Status::Preauth)
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A response stream built from pieces: plain lines, lines with
+        /// literals of arbitrary binary data, continuations, completions.
+        fn stream() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                "[ -~]{0,40}".prop_map(|t| format!("* OK {t}\r\n").into_bytes()),
+                proptest::collection::vec(any::<u8>(), 0..300).prop_map(|data| {
+                    let mut v = format!("* 1 FETCH (BODY[] {{{}}}\r\n", data.len()).into_bytes();
+                    v.extend_from_slice(&data);
+                    v.extend_from_slice(b")\r\n");
+                    v
+                }),
+                proptest::collection::vec(any::<u8>(), 0..50).prop_map(|data| {
+                    let mut v = format!("* 2 FETCH (BINARY[] ~{{{}}}\r\n", data.len()).into_bytes();
+                    v.extend_from_slice(&data);
+                    v.extend_from_slice(b")\n");
+                    v
+                }),
+                Just(b"+ go ahead\r\n".to_vec()),
+                Just(b"a7 OK done\r\n".to_vec()),
+            ];
+            proptest::collection::vec(piece, 0..12).prop_map(|p| p.concat())
+        }
+
+        proptest! {
+            #[test]
+            fn any_chunking_gives_the_same_events(input in stream(), cuts in proptest::collection::vec(1usize..64, 1..8)) {
+                let whole = frame(&input);
+                prop_assert_eq!(frame_split(&input, &cuts).unwrap(), whole.clone());
+                prop_assert_eq!(concat(&whole), input);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic_and_memory_stays_bounded(input in proptest::collection::vec(any::<u8>(), 0..4096), cut in 1usize..512) {
+                let mut f = Framer::new();
+                let mut out = 0usize;
+                for chunk in input.chunks(cut) {
+                    f.buffer_mut().extend_from_slice(chunk);
+                    loop {
+                        match f.next_event() {
+                            Ok(Some(Event::Line { data, .. } | Event::Literal { data, .. })) => out += data.len(),
+                            Ok(None) => break,
+                            Err(_) => return Ok(()),
+                        }
+                    }
+                    prop_assert!(f.buffered() <= MAX_LINE + cut);
+                }
+                prop_assert_eq!(out + f.buffered(), input.len());
+            }
+        }
+    }
 }

@@ -22,7 +22,7 @@ use crate::render::{Output, escape_str};
 use crate::transport::{self, Connection, Stream, TlsSetup, secs};
 use anyhow::Result;
 use bytes::BytesMut;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What the input side sends the session.
@@ -72,7 +72,6 @@ struct Outstanding {
     name: String,
     /// Every byte of the command, literals included, has been written.
     sent: bool,
-    started: Instant,
 }
 
 pub struct Session {
@@ -555,7 +554,6 @@ impl Session {
             tag: p.tag.clone(),
             name: p.name.clone(),
             sent: p.literal.is_none(),
-            started: Instant::now(),
         });
         match p.name.as_str() {
             "LOGOUT" => self.logout = Some(p.tag.clone()),
@@ -567,6 +565,7 @@ impl Session {
         }
         self.conn.send(&wire).await?;
         if let Some(lit) = p.literal {
+            self.echo_literal(lit.len);
             self.feed = Feed::Literal {
                 tag: p.tag,
                 remaining: lit.len,
@@ -574,6 +573,14 @@ impl Session {
             };
         }
         Ok(())
+    }
+
+    /// `--echo` shows literal data by its size only: it may be a message,
+    /// binary, or a password.
+    fn echo_literal(&mut self, len: u64) {
+        if self.settings.echo {
+            self.out.echo(&format!("[{len} bytes of literal data]"));
+        }
     }
 
     /// Input is exhausted: end an open continuation, then LOG OUT.
@@ -739,7 +746,6 @@ impl Session {
             self.logged_out = true;
             return Ok(());
         }
-        let _ = o.started;
         if o.name == "STARTTLS" && status == Status::Ok && !self.conn.is_tls() {
             self.upgrade().await?;
         }
