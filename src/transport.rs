@@ -401,15 +401,27 @@ fn cert_problem(c: &CertificateError) -> String {
         }
         CertificateError::NotValidForName => "not valid for this name".into(),
         CertificateError::NotValidForNameContext { presented, .. } => {
-            format!(
-                "name mismatch: it is only valid for {}",
-                presented.join(", ")
-            )
+            let names: Vec<String> = presented.iter().map(|p| presented_name(p)).collect();
+            if names.is_empty() {
+                "name mismatch: it names no host".into()
+            } else {
+                format!("name mismatch: it is only valid for {}", names.join(", "))
+            }
         }
         CertificateError::Revoked => "revoked".into(),
         CertificateError::BadSignature => "bad signature".into(),
         other => format!("{other:?}"),
     }
+}
+
+/// webpki describes names as `DnsName("x")` / `IpAddress(1.2.3.4)`;
+/// users want `x` and `1.2.3.4`.
+fn presented_name(p: &str) -> String {
+    let inner = p
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or(p);
+    inner.trim_matches('"').to_string()
 }
 
 /// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`, without a date crate.

@@ -5,3 +5,4 @@
 mod pty_cases;
 mod scripted_cases;
 mod support;
+mod tls_cases;
