@@ -2,6 +2,8 @@
 //! a real Dovecot and a real pseudo-terminal. One test binary, one link.
 
 #[cfg(unix)]
+mod dovecot_cases;
+#[cfg(unix)]
 mod pty_cases;
 mod scripted_cases;
 mod support;

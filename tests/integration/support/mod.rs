@@ -2,6 +2,8 @@
 //! faults and ordering, a test PKI, and a throwaway Dovecot.
 #![allow(dead_code)]
 
+pub mod certs;
+pub mod dovecot;
 pub mod scripted;
 
 use std::process::Command;

@@ -1,0 +1,118 @@
+//! Try imaptalk without a mail account: starts a private, throwaway Dovecot
+//! on 127.0.0.1 with demo users and messages, prints how to connect, and
+//! stops it on Enter, Ctrl-C or end of input.
+//!
+//!     cargo run --example demo_server      (or scripts/demo)
+//!
+//! Needs Dovecot 2.3 (Debian: dovecot-imapd). Nothing of the system Dovecot
+//! is used or touched.
+
+#[path = "../tests/integration/support/certs.rs"]
+mod certs;
+#[path = "../tests/integration/support/dovecot.rs"]
+mod dovecot;
+
+use dovecot::Dovecot;
+use tokio::signal::unix::{SignalKind, signal};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let server = Dovecot::start();
+    deliver_demo_mail(&server);
+
+    let ca = server.ca_file().display();
+    println!("imaptalk demo Dovecot is running (press Enter or Ctrl-C to stop).");
+    println!(
+        "  plain + STARTTLS:  cargo run --release -- --starttls --cafile {ca} 127.0.0.1:{}",
+        server.plain_port()
+    );
+    println!(
+        "  implicit TLS:      cargo run --release -- --cafile {ca} localhost:{}",
+        server.tls_port()
+    );
+    for (user, pass) in dovecot::USERS {
+        println!("  user {user}, password {pass}");
+    }
+    println!("  mailboxes: INBOX (3 messages: plain, UTF-8, binary attachment), Archive (1)");
+    println!("  server log: {}", server.log_path().display());
+
+    // Blocking stdin read on its own thread: tokio's stdin would keep the
+    // runtime from shutting down while a read is pending.
+    let (tx, mut stdin_done) = tokio::sync::mpsc::channel::<()>(1);
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        let _ = tx.blocking_send(());
+    });
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+        _ = stdin_done.recv() => {}
+    }
+
+    println!("Stopping Dovecot.");
+    drop(server); // stops Dovecot and removes its temp dir
+    std::process::exit(0);
+}
+
+fn deliver_demo_mail(server: &Dovecot) {
+    let date = "Date: Mon, 1 Jun 2026 09:00:00 +0000\r\n";
+    server.deliver(
+        "alice",
+        "INBOX",
+        format!(
+            "{date}From: Bob <bob@example.org>\r\nTo: Alice <alice@example.org>\r\n\
+             Subject: Welcome to imaptalk\r\nMessage-ID: <demo-1@example.org>\r\n\r\n\
+             Hi Alice,\r\n\r\nthis is a plain ASCII message. Try:\r\n\
+             \x20 SELECT INBOX\r\n  FETCH 1:* (FLAGS ENVELOPE)\r\n  FETCH 1 BODY[]\r\n\r\nBob\r\n"
+        )
+        .as_bytes(),
+    );
+    server.deliver(
+        "alice",
+        "INBOX",
+        format!(
+            "{date}From: =?UTF-8?Q?J=C3=BCrgen?= <juergen@example.org>\r\n\
+             To: alice@example.org\r\nSubject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_=E2=80=94_8-bit_body?=\r\n\
+             Message-ID: <demo-2@example.org>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+             Grüße aus Köln! こんにちは 🦀\r\nRaw UTF-8 in the body, no encoding.\r\n"
+        )
+        .as_bytes(),
+    );
+    // A raw binary part with every byte value, terminal escapes included:
+    // good for trying BINARY[2] and how a client shows unsafe bytes.
+    let mut binary = format!(
+        "{date}From: bob@example.org\r\nTo: alice@example.org\r\n\
+         Subject: Binary attachment\r\nMessage-ID: <demo-3@example.org>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"demo-boundary\"\r\n\r\n\
+         --demo-boundary\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\
+         The attachment holds the bytes 0x00..0xFF.\r\n\
+         --demo-boundary\r\nContent-Type: application/octet-stream; name=\"bytes.bin\"\r\n\
+         Content-Disposition: attachment; filename=\"bytes.bin\"\r\n\
+         Content-Transfer-Encoding: binary\r\n\r\n"
+    )
+    .into_bytes();
+    binary.extend(0..=255u8);
+    binary.extend_from_slice(b"\r\n--demo-boundary--\r\n");
+    server.deliver("alice", "INBOX", &binary);
+    server.deliver(
+        "alice",
+        "Archive",
+        b"Date: Thu, 1 Jan 2026 12:00:00 +0000\r\nFrom: bob@example.org\r\n\
+          To: alice@example.org\r\nSubject: An archived message\r\n\
+          Message-ID: <demo-4@example.org>\r\n\r\nOld news.\r\n",
+    );
+    server.deliver(
+        "bob",
+        "INBOX",
+        format!(
+            "{date}From: alice@example.org\r\nTo: bob@example.org\r\nSubject: Hi Bob\r\n\
+             Message-ID: <demo-5@example.org>\r\n\r\nA message for Bob.\r\n"
+        )
+        .as_bytes(),
+    );
+}

@@ -1,0 +1,119 @@
+//! Throwaway PKI for tests: a fresh CA per call and a leaf signed by it
+//! (rustls rejects a CA certificate used directly as a server certificate).
+#![allow(dead_code)] // shared by several test binaries and examples; each uses a subset
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use tokio_rustls::rustls::{
+    self, ClientConfig, RootCertStore, ServerConfig,
+    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+};
+
+pub struct TestPki {
+    pub ca_pem: String,
+    /// The leaf only; the CA is what clients must trust, it is not sent.
+    pub cert_chain_pem: String,
+    /// PKCS#8 PEM ("PRIVATE KEY"), ECDSA P-256.
+    pub key_pem: String,
+    pub cert_der: Vec<u8>,
+    pub key_der: Vec<u8>,
+    pub ca_der: Vec<u8>,
+}
+
+/// Leaf valid for `names` (DNS names, or IP addresses such as "127.0.0.1"),
+/// signed by a fresh CA.
+pub fn pki_for(names: &[&str]) -> TestPki {
+    build(names, false)
+}
+
+/// Like [`pki_for`], but the leaf expired long ago (the CA is still valid).
+pub fn expired_pki_for(names: &[&str]) -> TestPki {
+    build(names, true)
+}
+
+/// Writes `ca.pem` into `dir` and returns its path.
+pub fn write_ca(dir: &Path, pki: &TestPki) -> PathBuf {
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, &pki.ca_pem).expect("write ca.pem");
+    path
+}
+
+pub fn rustls_server_config(pki: &TestPki) -> Arc<ServerConfig> {
+    let certs = vec![CertificateDer::from(pki.cert_der.clone())];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_der.clone()));
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server cert");
+    Arc::new(config)
+}
+
+/// Client config that trusts only the given CA (DER).
+pub fn rustls_client_config(ca_der: &[u8]) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca_der.to_vec()))
+        .expect("add test CA");
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Arc::new(config)
+}
+
+fn build(names: &[&str], expired: bool) -> TestPki {
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.distinguished_name = rcgen::DistinguishedName::new();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "imaptalk test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    // rcgen turns names that parse as IP addresses into IP SANs.
+    let mut leaf_params = CertificateParams::new(names.clone()).expect("leaf params");
+    leaf_params.distinguished_name = rcgen::DistinguishedName::new();
+    if let Some(first) = names.first() {
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, first.as_str());
+    }
+    leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf_params.use_authority_key_identifier_extension = true;
+    if expired {
+        leaf_params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        leaf_params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    }
+    let leaf_cert = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .expect("sign leaf");
+
+    TestPki {
+        ca_pem: ca_cert.pem(),
+        cert_chain_pem: leaf_cert.pem(),
+        key_pem: leaf_key.serialize_pem(),
+        cert_der: leaf_cert.der().to_vec(),
+        key_der: leaf_key.serialize_der(),
+        ca_der: ca_cert.der().to_vec(),
+    }
+}
