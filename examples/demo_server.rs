@@ -27,7 +27,7 @@ async fn main() {
         server.plain_port()
     );
     println!(
-        "  implicit TLS:      cargo run --release -- --cafile {ca} localhost:{}",
+        "  implicit TLS:      cargo run --release -- --tls --cafile {ca} localhost:{}",
         server.tls_port()
     );
     for (user, pass) in dovecot::USERS {

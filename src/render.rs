@@ -183,20 +183,16 @@ impl Text {
             return Ok(());
         }
         let rest = self.pending.split_off(cut);
-        let mut out = std::mem::replace(&mut self.pending, rest);
+        let out = std::mem::replace(&mut self.pending, rest);
         match &mut self.sink {
             TextSink::Stdout(s) => {
                 let mut lock = s.lock();
                 lock.write_all(out.as_bytes())?;
                 lock.flush()
             }
-            TextSink::Printer(tx) => {
-                if out.ends_with('\n') {
-                    out.pop();
-                }
-                tx.send(out)
-                    .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "terminal closed"))
-            }
+            TextSink::Printer(tx) => tx
+                .send(out)
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "terminal closed")),
         }
     }
 }

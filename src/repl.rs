@@ -49,7 +49,10 @@ impl Repl {
             Err(_) => std::thread::spawn(move || {
                 let mut out = std::io::stdout();
                 while let Ok(s) = print_rx.recv() {
-                    let _ = writeln!(out, "{s}");
+                    let _ = write!(out, "{s}");
+                    if !s.ends_with('\n') {
+                        let _ = writeln!(out);
+                    }
                     let _ = out.flush();
                 }
             }),
@@ -107,11 +110,18 @@ impl Repl {
 
 fn print_loop(rx: std_mpsc::Receiver<String>, mut printer: impl ExternalPrinter) {
     while let Ok(mut batch) = rx.recv() {
+        // rustyline adds a missing line end only while a prompt is active:
+        // end every piece with one, so output never runs into the shell's.
+        if !batch.ends_with('\n') {
+            batch.push('\n');
+        }
         while batch.len() < 256 * 1024 {
             match rx.try_recv() {
                 Ok(more) => {
-                    batch.push('\n');
                     batch.push_str(&more);
+                    if !batch.ends_with('\n') {
+                        batch.push('\n');
+                    }
                 }
                 Err(_) => break,
             }

@@ -101,7 +101,12 @@ pub struct Session {
     bye: Option<String>,
     failures: u32,
     prompt: Option<std::sync::mpsc::Sender<String>>,
+    /// The editor is waiting for its next prompt: one per line typed.
     prompt_due: bool,
+    /// Hold the prompt until this command gets its `+` or completes, so
+    /// that after IDLE or AUTHENTICATE the prompt shows `+>` when it is
+    /// the server's turn to be answered.
+    prompt_hold: Option<String>,
 }
 
 impl Session {
@@ -140,6 +145,7 @@ impl Session {
             failures: 0,
             prompt: None,
             prompt_due: true,
+            prompt_hold: None,
         };
         session.greeting().await?;
         if session.settings.security == Security::StartTls {
@@ -364,7 +370,7 @@ impl Session {
     }
 
     fn send_prompt(&mut self) {
-        if !self.prompt_due || self.input_eof {
+        if !self.prompt_due || self.input_eof || self.prompt_hold.is_some() {
             return;
         }
         let Some(tx) = &self.prompt else { return };
@@ -515,6 +521,10 @@ impl Session {
             wire.extend_from_slice(b"\r\n");
             self.conn.send(&wire).await?;
             self.cont_ready = false;
+            if self.prompt.is_some() && !owner.is_empty() {
+                // The server answers next: a new `+` or the completion.
+                self.prompt_hold = Some(owner.clone());
+            }
             if self.settings.echo {
                 let secret = self
                     .outstanding
@@ -555,6 +565,9 @@ impl Session {
             name: p.name.clone(),
             sent: p.literal.is_none(),
         });
+        if self.prompt.is_some() && command::takes_continuation(&p.name) {
+            self.prompt_hold = Some(p.tag.clone());
+        }
         match p.name.as_str() {
             "LOGOUT" => self.logout = Some(p.tag.clone()),
             "STARTTLS" if !self.conn.is_tls() => self.barrier = Some(p.tag.clone()),
@@ -677,6 +690,7 @@ impl Session {
         }
         if self.cont.is_some() {
             self.cont_ready = true;
+            self.prompt_hold = None;
             return;
         }
         if let Some(o) = self
@@ -688,7 +702,7 @@ impl Session {
             self.cont = Some(o.tag.clone());
             self.cont_ready = true;
             self.cont_cancelled = false;
-            self.prompt_due = true;
+            self.prompt_hold = None;
             return;
         }
         self.out.notice(
@@ -741,7 +755,9 @@ impl Session {
         if self.barrier.as_deref() == Some(tag) {
             self.barrier = None;
         }
-        self.prompt_due = true;
+        if self.prompt_hold.as_deref() == Some(tag) {
+            self.prompt_hold = None;
+        }
         if self.logout.as_deref() == Some(tag) {
             self.logged_out = true;
             return Ok(());
