@@ -458,14 +458,14 @@ impl Session {
                     let mut wire = line.clone();
                     wire.extend_from_slice(b"\r\n");
                     self.conn.send(&wire).await?;
-                    if self.settings.echo {
-                        self.out
-                            .echo(&format!("  {}", String::from_utf8_lossy(&line)));
+                    if self.settings.echo && !line.is_empty() {
+                        self.out.echo(&String::from_utf8_lossy(&line));
                     }
                     match command::trailing_literal(&line)
                         .map_err(|e| error::usage(e.to_string()))?
                     {
                         Some(lit) => {
+                            self.echo_literal(lit.len);
                             self.feed = Feed::Literal {
                                 tag,
                                 remaining: lit.len,
