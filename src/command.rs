@@ -185,6 +185,80 @@ pub fn prepare(
     })
 }
 
+/// The argument that matters for the prompt once the command succeeds:
+/// the user of LOGIN (or of AUTHENTICATE PLAIN with an initial response),
+/// the mailbox of SELECT and EXAMINE. None when it is not on the line (a
+/// literal, a SASL exchange).
+pub fn state_argument(p: &Prepared) -> Option<String> {
+    let (_tag, rest) = word(&p.wire);
+    let (_name, args) = word(rest);
+    match p.name.as_str() {
+        "LOGIN" | "SELECT" | "EXAMINE" => first_astring(args),
+        "AUTHENTICATE" => {
+            let (mech, ir) = word(args);
+            if !mech.eq_ignore_ascii_case(b"PLAIN") {
+                return None;
+            }
+            // authzid NUL authcid NUL password: the authcid is the user.
+            let plain = base64_decode(word(ir).0)?;
+            let user = plain.split(|&b| b == 0).nth(1)?;
+            (!user.is_empty()).then(|| String::from_utf8_lossy(user).into_owned())
+        }
+        _ => None,
+    }
+}
+
+/// An astring (atom or quoted string) at the start of `args`; None for a
+/// literal or nothing.
+pub fn first_astring(args: &[u8]) -> Option<String> {
+    let args = trim_start(args);
+    match args.first()? {
+        b'"' => {
+            let mut out = Vec::new();
+            let mut i = 1;
+            while i < args.len() {
+                match args[i] {
+                    b'\\' if i + 1 < args.len() => {
+                        out.push(args[i + 1]);
+                        i += 2;
+                    }
+                    b'"' => return Some(String::from_utf8_lossy(&out).into_owned()),
+                    b => {
+                        out.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            None
+        }
+        b'{' | b'~' => None,
+        _ => Some(String::from_utf8_lossy(word(args).0).into_owned()),
+    }
+}
+
+fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in s {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
 /// The literal announced at the end of a continuation of a command line
 /// (the text after a literal's data).
 pub fn trailing_literal(rest: &[u8]) -> Result<Option<Announcement>, FrameError> {
@@ -303,6 +377,30 @@ mod tests {
         let p = prep("LOGIN {5-}", &mut t);
         assert_eq!(p.literal.map(|l| l.non_sync), Some(true));
         assert!(prepare(b"APPEND x {99999999999999999999999}", &mut t, |_| false).is_err());
+    }
+
+    #[test]
+    fn state_arguments() {
+        let mut t = Tagger::new("a");
+        let arg = |line: &str, t: &mut Tagger| state_argument(&prep(line, t));
+        assert_eq!(arg("LOGIN alice pw", &mut t).as_deref(), Some("alice"));
+        assert_eq!(
+            arg("x LOGIN \"al \\\"ice\" pw", &mut t).as_deref(),
+            Some("al \"ice")
+        );
+        assert_eq!(arg("LOGIN {5}", &mut t), None);
+        assert_eq!(arg("select INBOX", &mut t).as_deref(), Some("INBOX"));
+        assert_eq!(
+            arg("EXAMINE \"Sent Items\"", &mut t).as_deref(),
+            Some("Sent Items")
+        );
+        // "\0alice\0wonderland"
+        assert_eq!(
+            arg("AUTHENTICATE PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=", &mut t).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(arg("AUTHENTICATE PLAIN", &mut t), None);
+        assert_eq!(arg("NOOP", &mut t), None);
     }
 
     #[test]

@@ -19,9 +19,104 @@ use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
+/// What the editor shows next: exactly one per line it is to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    pub text: String,
+    pub kind: PromptKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKind {
+    /// A command line.
+    Command,
+    /// An answer to the server's `+` (SASL data, IDLE's DONE): never kept.
+    Continuation,
+    /// Data of a literal the typed line announced: never kept.
+    Literal,
+}
+
+/// What the command prompt shows: the state the server has confirmed.
+#[derive(Debug, Clone, Copy)]
+pub struct PromptState<'a> {
+    pub host: &'a str,
+    pub tls: bool,
+    /// Logged in, as this user (`?` when the server did not say who).
+    pub user: Option<&'a str>,
+    /// The selected mailbox.
+    pub mailbox: Option<&'a str>,
+    pub tag: &'a str,
+}
+
+/// The command prompt, e.g. `alice@imap.example.com 🔒 INBOX a7> `. Parts
+/// are dropped (host first, then the user, then the lock and mailbox) until
+/// the prompt takes at most half of `width` columns, so there is room to
+/// type; `utf8` false gives a plain-ASCII form (`tls` instead of the lock).
+pub fn command_prompt(s: &PromptState, width: usize, utf8: bool) -> String {
+    let lock = match (s.tls, utf8) {
+        (true, true) => "\u{1f512}",
+        (false, true) => "\u{1f513}",
+        (true, false) => "tls",
+        (false, false) => "plain",
+    };
+    let who = match s.user {
+        Some(u) => format!("{u}@{}", s.host),
+        None => s.host.to_string(),
+    };
+    let mailbox = s.mailbox.map(|m| format!(" {m}")).unwrap_or_default();
+    let tag = s.tag;
+    let forms = [
+        format!("{who} {lock}{mailbox} {tag}> "),
+        match s.user {
+            Some(u) => format!("{u} {lock}{mailbox} {tag}> "),
+            None => format!("{lock}{mailbox} {tag}> "),
+        },
+        format!("{lock}{mailbox} {tag}> "),
+        format!("{tag}> "),
+    ];
+    let budget = width / 2;
+    forms
+        .iter()
+        .find(|f| columns(f) <= budget)
+        .unwrap_or(&forms[3])
+        .clone()
+}
+
+/// Display columns, near enough for a prompt: the lock symbols are wide.
+fn columns(s: &str) -> usize {
+    s.chars()
+        .map(|c| {
+            if c == '\u{1f512}' || c == '\u{1f513}' {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// Whether the locale asks for UTF-8 (LC_ALL, then LC_CTYPE, then LANG).
+pub fn utf8_locale() -> bool {
+    ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .is_some_and(|v| {
+            let v = v.to_ascii_lowercase();
+            v.contains("utf-8") || v.contains("utf8")
+        })
+}
+
+/// Columns of the terminal on stdout (80 when it cannot be told).
+pub fn terminal_width() -> usize {
+    terminal_size::terminal_size()
+        .map(|(w, _)| usize::from(w.0))
+        .filter(|&w| w > 0)
+        .unwrap_or(80)
+}
+
 pub struct Repl {
     /// The session sends the next prompt whenever it is ready for input.
-    pub prompt: std_mpsc::Sender<String>,
+    pub prompt: std_mpsc::Sender<Prompt>,
     /// Text to print above the prompt.
     pub printer: std_mpsc::Sender<String>,
     printer_thread: JoinHandle<()>,
@@ -58,7 +153,7 @@ impl Repl {
             }),
         };
         let (input_tx, input_rx) = mpsc::channel(16);
-        let (prompt_tx, prompt_rx) = std_mpsc::channel::<String>();
+        let (prompt_tx, prompt_rx) = std_mpsc::channel::<Prompt>();
         let editing = Arc::new(AtomicBool::new(true));
         let flag = editing.clone();
         std::thread::spawn(move || {
@@ -134,16 +229,15 @@ fn print_loop(rx: std_mpsc::Receiver<String>, mut printer: impl ExternalPrinter)
 
 fn edit_loop(
     editor: &mut DefaultEditor,
-    prompts: &std_mpsc::Receiver<String>,
+    prompts: &std_mpsc::Receiver<Prompt>,
     tx: &mpsc::Sender<Input>,
 ) {
     while let Ok(prompt) = prompts.recv() {
-        let msg = match editor.readline(&prompt) {
+        let msg = match editor.readline(&prompt.text) {
             Ok(line) => {
                 // Lines typed as continuation data (SASL responses, literal
                 // data) and LOGIN/AUTHENTICATE lines never enter history.
-                let command_prompt = !prompt.starts_with('+') && !prompt.starts_with('.');
-                if command_prompt && !is_secret(&line) {
+                if prompt.kind == PromptKind::Command && !is_secret(&line) {
                     let _ = editor.add_history_entry(line.as_str());
                 }
                 let mut bytes = line.into_bytes();
@@ -167,4 +261,56 @@ fn is_secret(line: &str) -> bool {
     line.split_whitespace()
         .take(2)
         .any(|w| w.eq_ignore_ascii_case("LOGIN") || w.eq_ignore_ascii_case("AUTHENTICATE"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state<'a>(user: Option<&'a str>, mailbox: Option<&'a str>) -> PromptState<'a> {
+        PromptState {
+            host: "imap.example.com",
+            tls: true,
+            user,
+            mailbox,
+            tag: "a7",
+        }
+    }
+
+    #[test]
+    fn prompt_shows_confirmed_state() {
+        let s = state(Some("alice"), Some("INBOX"));
+        assert_eq!(
+            command_prompt(&s, 200, true),
+            "alice@imap.example.com \u{1f512} INBOX a7> "
+        );
+        assert_eq!(
+            command_prompt(&s, 200, false),
+            "alice@imap.example.com tls INBOX a7> "
+        );
+        let s = PromptState {
+            tls: false,
+            ..state(None, None)
+        };
+        assert_eq!(
+            command_prompt(&s, 200, false),
+            "imap.example.com plain a7> "
+        );
+    }
+
+    #[test]
+    fn prompt_gets_shorter_on_narrow_terminals() {
+        let s = state(Some("alice"), Some("INBOX"));
+        assert_eq!(command_prompt(&s, 60, false), "alice tls INBOX a7> ");
+        assert_eq!(command_prompt(&s, 30, false), "tls INBOX a7> ");
+        assert_eq!(command_prompt(&s, 10, false), "a7> ");
+    }
+
+    #[test]
+    fn secrets_are_recognised_with_or_without_a_tag() {
+        assert!(is_secret("LOGIN alice pw"));
+        assert!(is_secret("x1 login alice pw"));
+        assert!(is_secret("authenticate PLAIN"));
+        assert!(!is_secret("SELECT INBOX"));
+    }
 }

@@ -19,6 +19,7 @@ use crate::command::{self, Prepared, Tagger, masked};
 use crate::error;
 use crate::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
 use crate::render::{Output, escape_str};
+use crate::repl::{Prompt, PromptKind, PromptState};
 use crate::transport::{self, Connection, Stream, TlsSetup, secs};
 use anyhow::Result;
 use bytes::BytesMut;
@@ -72,6 +73,8 @@ struct Outstanding {
     name: String,
     /// Every byte of the command, literals included, has been written.
     sent: bool,
+    /// The user (LOGIN) or mailbox (SELECT) that success confirms.
+    arg: Option<String>,
 }
 
 pub struct Session {
@@ -100,12 +103,19 @@ pub struct Session {
     logged_out: bool,
     bye: Option<String>,
     failures: u32,
-    prompt: Option<std::sync::mpsc::Sender<String>>,
+    prompt: Option<std::sync::mpsc::Sender<Prompt>>,
+    /// Logged in, as this user (`?` when the server did not say who).
+    user: Option<String>,
+    /// The selected mailbox, once the server confirmed it.
+    mailbox: Option<String>,
+    /// The locale takes UTF-8: the prompt may use a lock symbol.
+    utf8: bool,
     /// The editor is waiting for its next prompt: one per line typed.
     prompt_due: bool,
     /// Hold the prompt until this command gets its `+` or completes, so
     /// that after IDLE or AUTHENTICATE the prompt shows `+>` when it is
-    /// the server's turn to be answered.
+    /// the server's turn to be answered, and after LOGIN, SELECT and the
+    /// like so that the prompt shows the state the server confirmed.
     prompt_hold: Option<String>,
 }
 
@@ -144,6 +154,9 @@ impl Session {
             bye: None,
             failures: 0,
             prompt: None,
+            user: None,
+            mailbox: None,
+            utf8: crate::repl::utf8_locale(),
             prompt_due: true,
             prompt_hold: None,
         };
@@ -155,7 +168,7 @@ impl Session {
     }
 
     /// Interactive mode: where to send the prompt each time input is due.
-    pub fn set_prompt_channel(&mut self, tx: std::sync::mpsc::Sender<String>) {
+    pub fn set_prompt_channel(&mut self, tx: std::sync::mpsc::Sender<Prompt>) {
         self.prompt = Some(tx);
     }
 
@@ -215,7 +228,10 @@ impl Session {
                     "server greeted with PREAUTH (a session already open in plaintext), so STARTTLS is impossible; nothing was sent",
                 ))
             }
-            Kind::Untagged(Status::Preauth) => Ok(()),
+            Kind::Untagged(Status::Preauth) => {
+                self.user = Some("?".to_string());
+                Ok(())
+            }
             Kind::Untagged(Status::Bye) => Err(error::connect(format!(
                 "server refused the connection: {text}"
             ))),
@@ -375,13 +391,36 @@ impl Session {
         }
         let Some(tx) = &self.prompt else { return };
         let prompt = match &self.feed {
-            Feed::Literal { .. } | Feed::RestOfLine { .. } => "..> ".to_string(),
-            _ if self.cont.is_some() => "+> ".to_string(),
+            Feed::Literal { .. } | Feed::RestOfLine { .. } => Prompt {
+                text: "..> ".to_string(),
+                kind: PromptKind::Literal,
+            },
+            _ if self.cont.is_some() => Prompt {
+                text: "+> ".to_string(),
+                kind: PromptKind::Continuation,
+            },
             _ => {
                 let next = self
                     .tagger
                     .peek(|t| self.outstanding.iter().any(|o| o.tag == t));
-                format!("{next}> ")
+                let host = escape_str(&self.settings.target.host);
+                let user = self.user.as_deref().map(escape_str);
+                let mailbox = self.mailbox.as_deref().map(escape_str);
+                let state = PromptState {
+                    host: &host,
+                    tls: self.conn.is_tls(),
+                    user: user.as_deref(),
+                    mailbox: mailbox.as_deref(),
+                    tag: &next,
+                };
+                Prompt {
+                    text: crate::repl::command_prompt(
+                        &state,
+                        crate::repl::terminal_width(),
+                        self.utf8,
+                    ),
+                    kind: PromptKind::Command,
+                }
             }
         };
         let _ = tx.send(prompt);
@@ -564,8 +603,12 @@ impl Session {
             tag: p.tag.clone(),
             name: p.name.clone(),
             sent: p.literal.is_none(),
+            arg: command::state_argument(&p),
         });
-        if self.prompt.is_some() && command::takes_continuation(&p.name) {
+        if self.prompt.is_some()
+            && (command::takes_continuation(&p.name)
+                || (p.literal.is_none() && changes_prompt(&p.name)))
+        {
             self.prompt_hold = Some(p.tag.clone());
         }
         match p.name.as_str() {
@@ -718,6 +761,7 @@ impl Session {
             return Ok(());
         };
         let o = self.outstanding.remove(i);
+        self.track_state(&o, status);
         let failed = matches!(status, Status::No | Status::Bad);
         if failed {
             self.failures += 1;
@@ -768,6 +812,30 @@ impl Session {
         Ok(())
     }
 
+    /// What the prompt shows follows the server's completions only.
+    fn track_state(&mut self, o: &Outstanding, status: Status) {
+        let name = o.name.as_str();
+        match status {
+            Status::Ok => match name {
+                "LOGIN" | "AUTHENTICATE" => {
+                    self.user = Some(o.arg.clone().unwrap_or_else(|| "?".to_string()));
+                }
+                "SELECT" | "EXAMINE" => {
+                    self.mailbox = Some(o.arg.clone().unwrap_or_else(|| "?".to_string()));
+                }
+                "CLOSE" | "UNSELECT" => self.mailbox = None,
+                "UNAUTHENTICATE" => {
+                    self.user = None;
+                    self.mailbox = None;
+                }
+                _ => {}
+            },
+            // A failed SELECT or EXAMINE leaves no mailbox selected (RFC 9051 6.3.2).
+            Status::No if matches!(name, "SELECT" | "EXAMINE") => self.mailbox = None,
+            _ => {}
+        }
+    }
+
     async fn server_closed(&mut self) -> Result<u8> {
         self.out.finish()?;
         if self.logout.is_some() {
@@ -796,6 +864,15 @@ impl Session {
             0
         }
     }
+}
+
+/// Commands whose completion changes what the prompt shows: the prompt
+/// waits for it, so that it never shows a state the server has not confirmed.
+fn changes_prompt(name: &str) -> bool {
+    matches!(
+        name,
+        "LOGIN" | "SELECT" | "EXAMINE" | "CLOSE" | "UNSELECT" | "UNAUTHENTICATE"
+    )
 }
 
 /// Takes one line (without its LF or CRLF) off the input; at end of input

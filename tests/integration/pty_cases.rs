@@ -1,6 +1,7 @@
 //! The interactive side, through a real pseudo-terminal: the REPL, and
 //! what reaches a terminal from a hostile server.
 
+use crate::support::certs::{pki_for, rustls_server_config, write_ca};
 use crate::support::local;
 use crate::support::scripted::{ScriptedServer, Step, expect, send};
 use rexpect::session::{PtySession, spawn_command};
@@ -12,6 +13,9 @@ fn spawn(args: &[&str]) -> PtySession {
     cmd.args(args)
         .env("TERM", "xterm-256color")
         .env("HOME", std::env::temp_dir())
+        .env("LANG", "C")
+        .env_remove("LC_ALL")
+        .env_remove("LC_CTYPE")
         .env_remove("NO_COLOR");
     spawn_command(cmd, Some(10_000)).expect("spawn imaptalk on a pty")
 }
@@ -44,6 +48,73 @@ fn repl_tags_commands_prints_responses_and_logs_out_on_ctrl_d() {
     p.exp_string("a2 OK Logout completed.").unwrap();
     p.exp_eof().unwrap();
     assert!(exit_code(&p).contains(", 0)"), "{}", exit_code(&p));
+    server.finish().assert_ok();
+}
+
+#[test]
+fn prompt_shows_user_and_mailbox_once_the_server_confirms_them() {
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 LOGIN alice wonderland"),
+        send("a1 OK Logged in\n"),
+        expect("a2 SELECT \"Sent Items\""),
+        send("* 0 EXISTS\na2 OK [READ-WRITE] done\n"),
+        expect("a3 SELECT Nope"),
+        send("a3 NO no such mailbox\n"),
+        expect("a4 EXAMINE INBOX"),
+        send("a4 OK [READ-ONLY] done\n"),
+        expect("a5 CLOSE"),
+        send("a5 OK closed\n"),
+        expect("a6 LOGOUT"),
+        send("a6 OK bye\n"),
+        Step::Close,
+    ]);
+    let mut p = spawn(&[&local(server.port())]);
+    p.exp_string("127.0.0.1 plain a1> ").unwrap();
+    p.send_line("LOGIN alice wonderland").unwrap();
+    p.exp_string("alice@127.0.0.1 plain a2> ").unwrap();
+    p.send_line("SELECT \"Sent Items\"").unwrap();
+    p.exp_string("alice@127.0.0.1 plain Sent Items a3> ")
+        .unwrap();
+    p.send_line("SELECT Nope").unwrap();
+    p.exp_string("a3 NO no such mailbox").unwrap();
+    p.exp_string("alice@127.0.0.1 plain a4> ").unwrap();
+    p.send_line("EXAMINE INBOX").unwrap();
+    p.exp_string("alice@127.0.0.1 plain INBOX a5> ").unwrap();
+    p.send_line("CLOSE").unwrap();
+    p.exp_string("alice@127.0.0.1 plain a6> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+}
+
+#[test]
+fn prompt_shows_a_lock_for_tls_in_a_utf8_locale() {
+    let pki = pki_for(&["localhost"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = write_ca(dir.path(), &pki);
+    let server = ScriptedServer::start_tls(
+        vec![
+            send("* OK ready\n"),
+            expect("a1 LOGOUT"),
+            send("a1 OK bye\n"),
+            Step::Reset,
+        ],
+        rustls_server_config(&pki),
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imaptalk"));
+    cmd.args(["--tls", "--cafile"])
+        .arg(&ca)
+        .arg(format!("localhost:{}", server.port()))
+        .env("TERM", "xterm-256color")
+        .env("HOME", std::env::temp_dir())
+        .env("LC_ALL", "C.UTF-8");
+    let mut p = spawn_command(cmd, Some(10_000)).unwrap();
+    // rexpect reads bytes as Latin-1: expect the lock's UTF-8 bytes.
+    let lock: String = "\u{1f512}".bytes().map(char::from).collect();
+    p.exp_string(&format!("localhost {lock} a1> ")).unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
     server.finish().assert_ok();
 }
 
