@@ -77,6 +77,16 @@ pub struct Cli {
     #[arg(long)]
     pub echo: bool,
 
+    /// Keep the interactive history in FILE [default: imaptalk/history in the
+    /// data directory, e.g. ~/.local/share]. LOGIN and AUTHENTICATE lines and
+    /// anything typed for a continuation or literal are never stored.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_history")]
+    pub history: Option<PathBuf>,
+
+    /// Keep no history on disk (only in memory, for this session).
+    #[arg(long)]
+    pub no_history: bool,
+
     /// Colour tagged OK/NO/BAD, BYE and ALERT on a terminal (NO_COLOR is honoured).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -124,6 +134,8 @@ pub struct Settings {
     pub render: bool,
     pub color: bool,
     pub echo: bool,
+    /// Where the interactive history is kept; None: in memory only.
+    pub history: Option<PathBuf>,
 }
 
 impl Cli {
@@ -193,6 +205,11 @@ impl Cli {
                 }
             };
         let servername = self.servername.unwrap_or_else(|| target.host.clone());
+        let history = match (self.no_history, self.history) {
+            (true, _) => None,
+            (false, Some(f)) => Some(f),
+            (false, None) => default_history(),
+        };
         Ok(Settings {
             target,
             security,
@@ -205,8 +222,17 @@ impl Cli {
             render,
             color,
             echo: self.echo,
+            history,
         })
     }
+}
+
+/// `imaptalk/history` in the platform's data directory (XDG_DATA_HOME or
+/// ~/.local/share on Linux); None when there is no home directory.
+fn default_history() -> Option<PathBuf> {
+    use etcetera::BaseStrategy;
+    let dirs = etcetera::choose_base_strategy().ok()?;
+    Some(dirs.data_dir().join("imaptalk").join("history"))
 }
 
 fn valid_tag_prefix(p: &str) -> bool {
@@ -250,6 +276,12 @@ mod tests {
         assert!(settings(&["--tag-prefix", "", "h"]).is_err());
         assert!(settings(&["--cafile", "/nonexistent/ca.pem", "h:993"]).is_err());
         assert_eq!(settings(&["h"]).unwrap().servername, "h");
+        assert_eq!(settings(&["--no-history", "h"]).unwrap().history, None);
+        assert_eq!(
+            settings(&["--history", "/x/h", "h"]).unwrap().history,
+            Some(PathBuf::from("/x/h"))
+        );
+        assert!(Cli::try_parse_from(["imaptalk", "--history", "f", "--no-history", "h"]).is_err());
         assert_eq!(
             settings(&["--servername", "imap.test", "127.0.0.1:993"])
                 .unwrap()

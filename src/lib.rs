@@ -48,7 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn session_main(settings: Settings) -> anyhow::Result<u8> {
     match settings.input.clone() {
         Input::Interactive => {
-            let (repl, rx) = repl::Repl::start()?;
+            let (repl, rx) = repl::Repl::start(settings.history.clone())?;
             let out = if settings.render {
                 Output::text(settings.color, TextSink::Printer(repl.printer.clone()))
             } else {

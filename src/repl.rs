@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use rustyline::error::ReadlineError;
 use rustyline::{Config, DefaultEditor, ExternalPrinter};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -127,7 +128,8 @@ pub struct Repl {
 
 impl Repl {
     /// Starts the editor and printer threads; the receiver yields what is typed.
-    pub fn start() -> Result<(Repl, mpsc::Receiver<Input>)> {
+    /// History is loaded from and appended to `history`, if given.
+    pub fn start(history: Option<PathBuf>) -> Result<(Repl, mpsc::Receiver<Input>)> {
         #[cfg(unix)]
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
         let config = Config::builder()
@@ -137,6 +139,21 @@ impl Repl {
             .context("configuring the line editor")?
             .build();
         let mut editor = DefaultEditor::with_config(config).context("starting the line editor")?;
+        let history = history.and_then(|path| match open_history(&path) {
+            Ok(()) => {
+                if let Err(e) = editor.load_history(&path) {
+                    eprintln!("imaptalk: warning: history {}: {e}", path.display());
+                }
+                Some(path)
+            }
+            Err(e) => {
+                eprintln!(
+                    "imaptalk: warning: history {}: {e}; keeping it in memory only",
+                    path.display()
+                );
+                None
+            }
+        });
         let (print_tx, print_rx) = std_mpsc::channel::<String>();
         let printer_thread = match editor.create_external_printer() {
             Ok(printer) => std::thread::spawn(move || print_loop(print_rx, printer)),
@@ -157,7 +174,7 @@ impl Repl {
         let editing = Arc::new(AtomicBool::new(true));
         let flag = editing.clone();
         std::thread::spawn(move || {
-            edit_loop(&mut editor, &prompt_rx, &input_tx);
+            edit_loop(&mut editor, history.as_deref(), &prompt_rx, &input_tx);
             flag.store(false, Ordering::SeqCst);
         });
         let repl = Repl {
@@ -227,8 +244,37 @@ fn print_loop(rx: std_mpsc::Receiver<String>, mut printer: impl ExternalPrinter)
     }
 }
 
+/// Creates the history file (and its directory) private to the user before
+/// anything is written to it; an existing file is made private too.
+fn open_history(path: &Path) -> std::io::Result<()> {
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    let mut file = std::fs::OpenOptions::new();
+    file.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        dir.mode(0o700);
+        file.mode(0o600);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            dir.create(parent)?;
+        }
+        let f = file.open(path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            dir.create(parent)?;
+        }
+        file.open(path)?;
+    }
+    Ok(())
+}
+
 fn edit_loop(
     editor: &mut DefaultEditor,
+    history: Option<&Path>,
     prompts: &std_mpsc::Receiver<Prompt>,
     tx: &mpsc::Sender<Input>,
 ) {
@@ -237,8 +283,13 @@ fn edit_loop(
             Ok(line) => {
                 // Lines typed as continuation data (SASL responses, literal
                 // data) and LOGIN/AUTHENTICATE lines never enter history.
-                if prompt.kind == PromptKind::Command && !is_secret(&line) {
-                    let _ = editor.add_history_entry(line.as_str());
+                if prompt.kind == PromptKind::Command
+                    && !is_secret(&line)
+                    && editor.add_history_entry(line.as_str()).unwrap_or(false)
+                    && let Some(path) = history
+                {
+                    // Appended at once: the session may end any moment.
+                    let _ = editor.append_history(path);
                 }
                 let mut bytes = line.into_bytes();
                 bytes.extend_from_slice(b"\r\n");

@@ -8,15 +8,26 @@ use rexpect::session::{PtySession, spawn_command};
 use std::process::Command;
 use std::time::Duration;
 
-fn spawn(args: &[&str]) -> PtySession {
+/// The binary with an environment of its own: no developer settings, and
+/// the default history in a directory of the test binary's own.
+fn command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imaptalk"));
-    cmd.args(args)
-        .env("TERM", "xterm-256color")
+    cmd.env("TERM", "xterm-256color")
         .env("HOME", std::env::temp_dir())
+        .env(
+            "XDG_DATA_HOME",
+            std::env::temp_dir().join(format!("imaptalk-pty-{}", std::process::id())),
+        )
         .env("LANG", "C")
         .env_remove("LC_ALL")
         .env_remove("LC_CTYPE")
         .env_remove("NO_COLOR");
+    cmd
+}
+
+fn spawn(args: &[&str]) -> PtySession {
+    let mut cmd = command();
+    cmd.args(args);
     spawn_command(cmd, Some(10_000)).expect("spawn imaptalk on a pty")
 }
 
@@ -102,12 +113,10 @@ fn prompt_shows_a_lock_for_tls_in_a_utf8_locale() {
         ],
         rustls_server_config(&pki),
     );
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imaptalk"));
+    let mut cmd = command();
     cmd.args(["--tls", "--cafile"])
         .arg(&ca)
         .arg(format!("localhost:{}", server.port()))
-        .env("TERM", "xterm-256color")
-        .env("HOME", std::env::temp_dir())
         .env("LC_ALL", "C.UTF-8");
     let mut p = spawn_command(cmd, Some(10_000)).unwrap();
     // rexpect reads bytes as Latin-1: expect the lock's UTF-8 bytes.
@@ -116,6 +125,119 @@ fn prompt_shows_a_lock_for_tls_in_a_utf8_locale() {
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
     server.finish().assert_ok();
+}
+
+#[test]
+fn history_file_is_private_and_holds_no_password() {
+    // "\0alice\0s3cret-pw" in base64, typed as the answer to the `+`.
+    let sasl = "AGFsaWNlAHMzY3JldC1wdw==";
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 LOGIN alice s3cret-pw"),
+        send("a1 NO [AUTHENTICATIONFAILED] try again\n"),
+        expect("a2 AUTHENTICATE PLAIN"),
+        send("+ \n"),
+        expect(sasl),
+        send("a2 OK done\n"),
+        expect("a3 APPEND INBOX {9}"),
+        send("+ go\n"),
+        Step::ExpectBytes(b"literally".to_vec()),
+        expect(""),
+        send("a3 OK appended\n"),
+        expect("a4 NOOP"),
+        send("a4 OK noop\n"),
+        expect("a5 LOGOUT"),
+        send("a5 OK bye\n"),
+        Step::Close,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sub").join("hist");
+    let mut p = spawn(&["--history", file.to_str().unwrap(), &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line("LOGIN alice s3cret-pw").unwrap();
+    p.exp_string("a2> ").unwrap();
+    p.send_line("AUTHENTICATE PLAIN").unwrap();
+    p.exp_string("+> ").unwrap();
+    p.send_line(sasl).unwrap();
+    p.exp_string("a3> ").unwrap();
+    p.send_line("APPEND INBOX {9}").unwrap();
+    p.exp_string("..> ").unwrap();
+    p.send_line("literally").unwrap();
+    p.exp_string("a3 OK appended").unwrap();
+    p.send_line("NOOP").unwrap();
+    p.exp_string("a4 OK noop").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+    let kept = std::fs::read_to_string(&file).unwrap();
+    assert!(kept.contains("APPEND INBOX {9}"), "{kept:?}");
+    assert!(kept.contains("NOOP"), "{kept:?}");
+    for secret in ["s3cret", "LOGIN", sasl, "AUTHENTICATE", "literally"] {
+        assert!(!kept.contains(secret), "{secret:?} in history: {kept:?}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+#[test]
+fn history_defaults_to_the_data_dir_and_is_recalled_next_time() {
+    let data = tempfile::tempdir().unwrap();
+    for recall in [false, true] {
+        let server = ScriptedServer::start(vec![
+            send("* OK ready\n"),
+            expect("a1 STATUS INBOX (MESSAGES)"),
+            send("a1 OK status\n"),
+            expect("a2 LOGOUT"),
+            send("a2 OK bye\n"),
+            Step::Close,
+        ]);
+        let mut cmd = command();
+        cmd.arg(local(server.port()))
+            .env("XDG_DATA_HOME", data.path());
+        let mut p = spawn_command(cmd, Some(10_000)).unwrap();
+        p.exp_string("a1> ").unwrap();
+        if recall {
+            // Up arrow brings back the line from the first session.
+            p.send("\x1b[A").unwrap();
+            p.flush().unwrap();
+            p.exp_string("STATUS INBOX (MESSAGES)").unwrap();
+            p.send("\r").unwrap();
+            p.flush().unwrap();
+        } else {
+            p.send_line("STATUS INBOX (MESSAGES)").unwrap();
+        }
+        p.exp_string("a1 OK status").unwrap();
+        p.send_control('d').unwrap();
+        p.exp_eof().unwrap();
+        server.finish().assert_ok();
+    }
+    let kept = std::fs::read_to_string(data.path().join("imaptalk/history")).unwrap();
+    assert!(kept.contains("STATUS INBOX (MESSAGES)"), "{kept:?}");
+}
+
+#[test]
+fn no_history_writes_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 NOOP"),
+        send("a1 OK noop\n"),
+        expect("a2 LOGOUT"),
+        send("a2 OK bye\n"),
+        Step::Close,
+    ]);
+    let mut cmd = command();
+    cmd.args(["--no-history", &local(server.port())])
+        .env("XDG_DATA_HOME", data.path());
+    let mut p = spawn_command(cmd, Some(10_000)).unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_line("NOOP").unwrap();
+    p.exp_string("a1 OK noop").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+    assert!(!data.path().join("imaptalk").exists());
 }
 
 #[test]
@@ -205,9 +327,8 @@ fn completions_are_coloured_on_a_terminal_unless_no_color() {
             send("a2 OK bye\n"),
             Step::Close,
         ]);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imaptalk"));
-        cmd.args([&local(server.port()), "-c", "NOOP"])
-            .env("TERM", "xterm-256color");
+        let mut cmd = command();
+        cmd.args([&local(server.port()), "-c", "NOOP"]);
         if env_no_color {
             cmd.env("NO_COLOR", "1");
         } else {
