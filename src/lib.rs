@@ -12,13 +12,15 @@
 //! - [`session`]: the conversation: greeting, STARTTLS, outstanding tags,
 //!   continuations, the end of input and LOGOUT.
 //! - [`render`]: raw bytes for pipes, escaped and coloured text for people.
-//! - [`repl`] and [`script`]: the interactive and non-interactive drivers.
+//! - [`repl`] and [`script`]: the interactive and non-interactive drivers;
+//!   [`meta`]: the REPL's `\` meta-commands and command reference.
 //! - [`error`]: failure classes and exit codes.
 
 pub mod cli;
 pub mod command;
 pub mod error;
 pub mod framer;
+pub mod meta;
 pub mod render;
 pub mod repl;
 pub mod script;
@@ -48,6 +50,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn session_main(settings: Settings) -> anyhow::Result<u8> {
     match settings.input.clone() {
         Input::Interactive => {
+            // Ctrl-C must never kill the session. The editor reads keys in
+            // raw mode, but the terminal is cooked while the prompt waits for
+            // the server and while \login asks for the password (rpassword
+            // raises SIGINT on Ctrl-C): a handler replaces the default
+            // action for the whole run.
+            #[cfg(unix)]
+            let _sigint =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
             let (repl, rx) = repl::Repl::start(settings.history.clone())?;
             let out = if settings.render {
                 Output::text(settings.color, TextSink::Printer(repl.printer.clone()))

@@ -117,6 +117,20 @@ impl Output {
         }
     }
 
+    /// Text from imaptalk for the user to read (help), as it is.
+    pub fn message(&mut self, text: &str) {
+        let _ = self.flush();
+        match &mut self.mode {
+            Mode::Text(Text {
+                sink: TextSink::Printer(tx),
+                ..
+            }) => {
+                let _ = tx.send(text.to_string());
+            }
+            _ => eprintln!("{text}"),
+        }
+    }
+
     /// A copy of a line sent to the server (`--echo`), already masked.
     pub fn echo(&mut self, line: &str) {
         let _ = self.flush();

@@ -8,6 +8,7 @@
 //! whatever has queued up: one `print` per line is ~20x slower on bulk
 //! output, because each call redraws the prompt.
 
+use crate::meta::{self, Meta, Request};
 use crate::session::Input;
 use anyhow::{Context, Result};
 use rustyline::error::ReadlineError;
@@ -280,6 +281,21 @@ fn edit_loop(
 ) {
     while let Ok(prompt) = prompts.recv() {
         let msg = match editor.readline(&prompt.text) {
+            Ok(line)
+                if prompt.kind == PromptKind::Command && line.trim_start().starts_with('\\') =>
+            {
+                if editor.add_history_entry(line.as_str()).unwrap_or(false)
+                    && let Some(path) = history
+                {
+                    let _ = editor.append_history(path);
+                }
+                let m = run_meta(&line);
+                if m == Meta::Quit {
+                    let _ = tx.blocking_send(Input::Meta(m));
+                    return;
+                }
+                Input::Meta(m)
+            }
             Ok(line) => {
                 // Lines typed as continuation data (SASL responses, literal
                 // data) and LOGIN/AUTHENTICATE lines never enter history.
@@ -303,6 +319,22 @@ fn edit_loop(
         };
         if tx.blocking_send(msg).is_err() {
             return;
+        }
+    }
+}
+
+/// A meta-command line: `\login` asks for the password here, on the
+/// editor's thread, with echo off (the terminal is not in raw mode now).
+fn run_meta(line: &str) -> Meta {
+    match meta::parse(line) {
+        Request::Help(topic) => Meta::Help(topic),
+        Request::Quit => Meta::Quit,
+        Request::Error(text) => Meta::Say(text),
+        Request::Login(user) => {
+            match rpassword::prompt_password(format!("Password for {user}: ")) {
+                Ok(password) => Meta::Login { user, password },
+                Err(_) => Meta::Say("\\login cancelled; nothing was sent".to_string()),
+            }
         }
     }
 }

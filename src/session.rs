@@ -18,6 +18,7 @@ use crate::cli::{Security, Settings};
 use crate::command::{self, Prepared, Tagger, masked};
 use crate::error;
 use crate::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
+use crate::meta::{self, Meta};
 use crate::render::{Output, escape_str};
 use crate::repl::{Prompt, PromptKind, PromptState};
 use crate::transport::{self, Connection, Stream, TlsSetup, secs};
@@ -35,6 +36,8 @@ pub enum Input {
     Eof,
     /// Ctrl-C at the prompt: ends an IDLE, otherwise nothing.
     Interrupt,
+    /// A meta-command typed at the prompt: nothing of it is sent as typed.
+    Meta(Meta),
 }
 
 /// How much input is read ahead of what can be sent. Scripts can be huge
@@ -117,6 +120,9 @@ pub struct Session {
     /// the server's turn to be answered, and after LOGIN, SELECT and the
     /// like so that the prompt shows the state the server confirmed.
     prompt_hold: Option<String>,
+    /// The next LOGIN comes from `\login`: hold the prompt for it even
+    /// when its password goes as a literal (that data is queued already).
+    meta_login: bool,
 }
 
 impl Session {
@@ -159,6 +165,7 @@ impl Session {
             utf8: crate::repl::utf8_locale(),
             prompt_due: true,
             prompt_hold: None,
+            meta_login: false,
         };
         session.greeting().await?;
         if session.settings.security == Security::StartTls {
@@ -350,6 +357,10 @@ impl Session {
                     }
                     Some(Input::Interrupt) => {
                         self.interrupt().await?;
+                        self.prompt_due = true;
+                    }
+                    Some(Input::Meta(m)) => {
+                        self.on_meta(m);
                         self.prompt_due = true;
                     }
                     Some(Input::Eof) | None => self.input_eof = true,
@@ -605,8 +616,10 @@ impl Session {
             sent: p.literal.is_none(),
             arg: command::state_argument(&p),
         });
+        let meta_login = std::mem::take(&mut self.meta_login) && p.name == "LOGIN";
         if self.prompt.is_some()
             && (command::takes_continuation(&p.name)
+                || meta_login
                 || (p.literal.is_none() && changes_prompt(&p.name)))
         {
             self.prompt_hold = Some(p.tag.clone());
@@ -680,6 +693,26 @@ impl Session {
         })
         .map_err(|e| error::usage(e.to_string()))?;
         self.send_command(p).await
+    }
+
+    /// A meta-command: help and messages are printed, `\quit` is the end
+    /// of input, `\login` queues a LOGIN line quoted as it needs.
+    fn on_meta(&mut self, m: Meta) {
+        match m {
+            Meta::Help(topic) => self.out.message(&meta::help(topic.as_deref())),
+            Meta::Say(text) => self.out.notice(&text),
+            Meta::Quit => self.input_eof = true,
+            Meta::Login { user, password } => {
+                if self.feed != Feed::Command || self.cont.is_some() {
+                    self.out
+                        .notice("\\login: the current command is not finished; nothing was sent");
+                    return;
+                }
+                self.input
+                    .extend_from_slice(&meta::login_line(&user, &password));
+                self.meta_login = true;
+            }
+        }
     }
 
     async fn interrupt(&mut self) -> Result<()> {

@@ -241,6 +241,76 @@ fn no_history_writes_nothing() {
 }
 
 #[test]
+fn meta_commands_are_never_sent_and_login_asks_for_the_password() {
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 LOGIN alice \"wonder land\\\"x\""),
+        send("a1 OK Logged in\n"),
+        expect("a2 LOGOUT"),
+        send("a2 OK bye\n"),
+        Step::Close,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hist");
+    let mut p = spawn(&["--history", file.to_str().unwrap(), &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line("\\help FETCH").unwrap();
+    p.exp_string("FETCH <sequence-set> <items>").unwrap();
+    p.exp_string("6.4.5").unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_line("\\help").unwrap();
+    p.exp_string("\\login USER").unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_line("\\frobnicate now").unwrap();
+    p.exp_string("unknown meta-command \\frobnicate").unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_line("\\login alice").unwrap();
+    p.exp_string("Password for alice: ").unwrap();
+    p.send_line("wonder land\"x").unwrap();
+    p.exp_string("a1 OK Logged in").unwrap();
+    p.exp_string("alice@127.0.0.1 plain a2> ").unwrap();
+    p.send_line("\\quit").unwrap();
+    p.exp_string("a2 OK bye").unwrap();
+    p.exp_eof().unwrap();
+    assert!(exit_code(&p).contains(", 0)"), "{}", exit_code(&p));
+    server.finish().assert_ok();
+    let kept = std::fs::read_to_string(&file).unwrap();
+    assert!(kept.contains("\\login alice"), "{kept:?}");
+    assert!(!kept.contains("wonder"), "{kept:?}");
+}
+
+#[test]
+fn meta_login_sends_an_8bit_password_as_a_literal() {
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 LOGIN bob {7}"),
+        send("+ go ahead\n"),
+        Step::ExpectBytes("p\u{e4}sswd".as_bytes().to_vec()),
+        expect(""),
+        send("a1 OK Logged in\n"),
+        expect("a2 LOGOUT"),
+        send("a2 OK bye\n"),
+        Step::Close,
+    ]);
+    let mut p = spawn(&["--no-history", &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    // Ctrl-C at the password prompt cancels the login, not the session.
+    p.send_line("\\login bob").unwrap();
+    p.exp_string("Password for bob: ").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("login cancelled; nothing was sent").unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_line("\\login bob").unwrap();
+    p.exp_string("Password for bob: ").unwrap();
+    p.send_line("p\u{e4}sswd").unwrap();
+    p.exp_string("a1 OK Logged in").unwrap();
+    p.exp_string("bob@127.0.0.1 plain a2> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+}
+
+#[test]
 fn repl_shows_unsolicited_output_while_waiting_at_the_prompt() {
     let server = ScriptedServer::start(vec![
         send("* OK scripted ready\n"),
