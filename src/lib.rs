@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod command;
+pub mod complete;
 pub mod error;
 pub mod framer;
 pub mod meta;
@@ -58,14 +59,15 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
             #[cfg(unix)]
             let _sigint =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
-            let (repl, rx) = repl::Repl::start(settings.history.clone())?;
+            let (repl, rx) = repl::Repl::start(settings.history.clone(), settings.color)?;
             let out = if settings.render {
                 Output::text(settings.color, TextSink::Printer(repl.printer.clone()))
             } else {
                 Output::raw()
             };
             let result = async {
-                let mut session = Session::establish(settings, out, false).await?;
+                let known = Some(repl.known.clone());
+                let mut session = Session::establish(settings, out, false, known).await?;
                 session.set_prompt_channel(repl.prompt.clone());
                 session.run(rx).await
             }
@@ -83,7 +85,7 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
                 Input::Commands(c) => script::commands(c),
                 _ => script::stdin(),
             };
-            let mut session = Session::establish(settings, out, true).await?;
+            let mut session = Session::establish(settings, out, true, None).await?;
             session.run(rx).await
         }
     }

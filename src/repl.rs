@@ -8,11 +8,13 @@
 //! whatever has queued up: one `print` per line is ~20x slower on bulk
 //! output, because each call redraws the prompt.
 
+use crate::complete::{ReplHelper, Shared};
 use crate::meta::{self, Meta, Request};
 use crate::session::Input;
 use anyhow::{Context, Result};
 use rustyline::error::ReadlineError;
-use rustyline::{Config, DefaultEditor, ExternalPrinter};
+use rustyline::history::FileHistory;
+use rustyline::{CompletionType, Config, Editor, ExternalPrinter};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -121,6 +123,8 @@ pub struct Repl {
     pub prompt: std_mpsc::Sender<Prompt>,
     /// Text to print above the prompt.
     pub printer: std_mpsc::Sender<String>,
+    /// What the session learns for completion (capabilities, mailboxes).
+    pub known: Shared,
     printer_thread: JoinHandle<()>,
     editing: Arc<AtomicBool>,
     #[cfg(unix)]
@@ -130,7 +134,8 @@ pub struct Repl {
 impl Repl {
     /// Starts the editor and printer threads; the receiver yields what is typed.
     /// History is loaded from and appended to `history`, if given.
-    pub fn start(history: Option<PathBuf>) -> Result<(Repl, mpsc::Receiver<Input>)> {
+    /// `color`: hints are shown dimmed.
+    pub fn start(history: Option<PathBuf>, color: bool) -> Result<(Repl, mpsc::Receiver<Input>)> {
         #[cfg(unix)]
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
         let config = Config::builder()
@@ -138,8 +143,15 @@ impl Repl {
             .history_ignore_space(true)
             .max_history_size(1000)
             .context("configuring the line editor")?
+            .completion_type(CompletionType::List)
             .build();
-        let mut editor = DefaultEditor::with_config(config).context("starting the line editor")?;
+        let mut editor: LineEditor =
+            Editor::with_config(config).context("starting the line editor")?;
+        let known = Shared::default();
+        editor.set_helper(Some(ReplHelper {
+            known: known.clone(),
+            color,
+        }));
         let history = history.and_then(|path| match open_history(&path) {
             Ok(()) => {
                 if let Err(e) = editor.load_history(&path) {
@@ -181,6 +193,7 @@ impl Repl {
         let repl = Repl {
             prompt: prompt_tx,
             printer: print_tx,
+            known,
             printer_thread,
             editing,
             #[cfg(unix)]
@@ -197,6 +210,7 @@ impl Repl {
             printer,
             printer_thread,
             prompt,
+            known: _,
             editing,
             #[cfg(unix)]
             saved,
@@ -273,8 +287,10 @@ fn open_history(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+type LineEditor = Editor<ReplHelper, FileHistory>;
+
 fn edit_loop(
-    editor: &mut DefaultEditor,
+    editor: &mut LineEditor,
     history: Option<&Path>,
     prompts: &std_mpsc::Receiver<Prompt>,
     tx: &mpsc::Sender<Input>,

@@ -120,6 +120,9 @@ pub struct Session {
     /// the server's turn to be answered, and after LOGIN, SELECT and the
     /// like so that the prompt shows the state the server confirmed.
     prompt_hold: Option<String>,
+    /// Interactive mode: where capabilities and mailbox names are recorded
+    /// for completion.
+    known: Option<crate::complete::Shared>,
     /// The next LOGIN comes from `\login`: hold the prompt for it even
     /// when its password goes as a literal (that data is queued already).
     meta_login: bool,
@@ -127,7 +130,13 @@ pub struct Session {
 
 impl Session {
     /// Connects, reads the greeting and, if asked, upgrades with STARTTLS.
-    pub async fn establish(settings: Settings, out: Output, wait: bool) -> Result<Session> {
+    /// `known`, in interactive mode, records what completion can use.
+    pub async fn establish(
+        settings: Settings,
+        out: Output,
+        wait: bool,
+        known: Option<crate::complete::Shared>,
+    ) -> Result<Session> {
         let tls = match settings.security {
             Security::Plain => None,
             Security::Tls | Security::StartTls => Some(TlsSetup::new(&settings)?),
@@ -166,6 +175,7 @@ impl Session {
             prompt_due: true,
             prompt_hold: None,
             meta_login: false,
+            known,
         };
         session.greeting().await?;
         if session.settings.security == Security::StartTls {
@@ -196,6 +206,9 @@ impl Session {
                 self.out.event(&ev)?;
                 if let Event::Line { data, head, end } = &ev {
                     if let Some(h) = head {
+                        if let Some(known) = &self.known {
+                            crate::complete::learn(known, data);
+                        }
                         first = Some((h.clone(), line_text(data)));
                     }
                     if *end == LineEnd::Response
@@ -733,6 +746,11 @@ impl Session {
         self.out.event(&ev)?;
         if let Event::Line { data, head, end } = ev {
             if let Some(h) = head {
+                if let Some(known) = &self.known
+                    && h.kind != Kind::Continuation
+                {
+                    crate::complete::learn(known, &data);
+                }
                 self.response = Some((h, line_text(&data)));
             }
             if end == LineEnd::Response

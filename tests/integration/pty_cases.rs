@@ -311,6 +311,51 @@ fn meta_login_sends_an_8bit_password_as_a_literal() {
 }
 
 #[test]
+fn tab_completes_learned_mailboxes_and_capability_commands_and_hints_show_syntax() {
+    let server = ScriptedServer::start(vec![
+        send("* OK [CAPABILITY IMAP4rev1 XFROB] ready\n"),
+        expect("a1 LIST \"\" *"),
+        send("* LIST (\\HasNoChildren) \"/\" \"Sent Items\"\n* LIST () \"/\" INBOX\na1 OK done\n"),
+        expect("a2 SELECT \"Sent Items\""),
+        send("a2 OK [READ-WRITE] selected\n"),
+        expect("a3 XFROB"),
+        send("a3 OK frobbed\n"),
+        expect("a4 LOGOUT"),
+        send("a4 OK bye\n"),
+        Step::Close,
+    ]);
+    let mut p = spawn(&["--no-history", &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line("LIST \"\" *").unwrap();
+    p.exp_string("a1 OK done").unwrap();
+    p.exp_string("a2> ").unwrap();
+    p.send("SELECT Se\t").unwrap();
+    p.flush().unwrap();
+    p.exp_string("\"Sent Items\"").unwrap();
+    p.send("\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("Sent Items a3> ").unwrap();
+    p.send("XF\t").unwrap();
+    p.flush().unwrap();
+    p.exp_string("XFROB").unwrap();
+    p.send("\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("a3 OK frobbed").unwrap();
+    p.exp_string("a4> ").unwrap();
+    // The hint: the syntax of what is being typed, after the cursor.
+    p.send("UID FETCH ").unwrap();
+    p.flush().unwrap();
+    p.exp_string("<uid-set> <items>").unwrap();
+    // Ctrl-U clears the line (in the same prompt, so no key can be typed
+    // ahead of the next one); nothing of it is sent.
+    p.send_control('u').unwrap();
+    p.send_control('d').unwrap();
+    p.exp_string("a4 OK bye").unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+}
+
+#[test]
 fn repl_shows_unsolicited_output_while_waiting_at_the_prompt() {
     let server = ScriptedServer::start(vec![
         send("* OK scripted ready\n"),

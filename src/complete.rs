@@ -1,0 +1,548 @@
+//! Tab completion and hints for the REPL.
+//!
+//! The session sees every server line; it records here what completion
+//! can use (capabilities, mailbox names from LIST and LSUB), and the editor
+//! thread reads it when Tab is pressed. Both hold an `Arc<Mutex<Known>>`.
+
+use crate::command::is_command;
+use crate::meta;
+use rustyline::completion::{Completer, Pair};
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::validate::Validator;
+use rustyline::{Context, Helper};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+/// What this session has learned from the server.
+#[derive(Debug, Default)]
+pub struct Known {
+    /// Command names the server's CAPABILITY makes available.
+    pub commands: BTreeSet<String>,
+    /// Mailbox names from LIST and LSUB responses.
+    pub mailboxes: BTreeSet<String>,
+}
+
+pub type Shared = Arc<Mutex<Known>>;
+
+/// The commands every server has (RFC 9051 and RFC 3501).
+const BASE: &[&str] = &[
+    "APPEND",
+    "AUTHENTICATE",
+    "CAPABILITY",
+    "CHECK",
+    "CLOSE",
+    "COPY",
+    "CREATE",
+    "DELETE",
+    "ENABLE",
+    "EXAMINE",
+    "EXPUNGE",
+    "FETCH",
+    "IDLE",
+    "LIST",
+    "LOGIN",
+    "LOGOUT",
+    "LSUB",
+    "MOVE",
+    "NAMESPACE",
+    "NOOP",
+    "RENAME",
+    "SEARCH",
+    "SELECT",
+    "STARTTLS",
+    "STATUS",
+    "STORE",
+    "SUBSCRIBE",
+    "UID",
+    "UNSELECT",
+    "UNSUBSCRIBE",
+];
+
+/// Commands that come with a capability of another name.
+const BY_CAPABILITY: &[(&str, &[&str])] = &[
+    ("QUOTA", &["GETQUOTA", "GETQUOTAROOT", "SETQUOTA"]),
+    (
+        "ACL",
+        &["GETACL", "SETACL", "DELETEACL", "LISTRIGHTS", "MYRIGHTS"],
+    ),
+    ("METADATA", &["GETMETADATA", "SETMETADATA"]),
+    ("METADATA-SERVER", &["GETMETADATA", "SETMETADATA"]),
+];
+
+const FETCH_ITEMS: &[&str] = &[
+    "ALL",
+    "FAST",
+    "FULL",
+    "BODY",
+    "BODY[",
+    "BODY.PEEK[",
+    "BODYSTRUCTURE",
+    "BINARY[",
+    "BINARY.PEEK[",
+    "BINARY.SIZE[",
+    "ENVELOPE",
+    "FLAGS",
+    "INTERNALDATE",
+    "RFC822",
+    "RFC822.HEADER",
+    "RFC822.SIZE",
+    "RFC822.TEXT",
+    "UID",
+    "MODSEQ",
+];
+
+const FLAGS: &[&str] = &["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"];
+
+const STORE_ITEMS: &[&str] = &[
+    "FLAGS",
+    "FLAGS.SILENT",
+    "+FLAGS",
+    "+FLAGS.SILENT",
+    "-FLAGS",
+    "-FLAGS.SILENT",
+];
+
+const UID_COMMANDS: &[&str] = &["FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE"];
+
+const STATUS_ITEMS: &[&str] = &[
+    "MESSAGES",
+    "UNSEEN",
+    "UIDNEXT",
+    "UIDVALIDITY",
+    "SIZE",
+    "RECENT",
+    "DELETED",
+];
+
+/// Commands whose arguments (all, or from the second on) are mailboxes.
+fn mailbox_arg(command: &str, arg: usize) -> bool {
+    match command {
+        "SELECT" | "EXAMINE" | "CREATE" | "DELETE" | "RENAME" | "SUBSCRIBE" | "UNSUBSCRIBE"
+        | "STATUS" | "APPEND" | "GETQUOTAROOT" | "MYRIGHTS" | "GETACL" => {
+            arg == 0 || (command == "RENAME" && arg == 1)
+        }
+        "COPY" | "MOVE" => arg == 1,
+        _ => false,
+    }
+}
+
+/// Records what a server line teaches: capabilities and mailbox names.
+/// `line` is the first line of a response, CRLF included or not.
+pub fn learn(known: &Shared, line: &[u8]) {
+    let line = String::from_utf8_lossy(line);
+    let line = line.trim_end_matches(['\r', '\n']);
+    if let Some(caps) = capabilities(line) {
+        let mut k = known.lock().unwrap_or_else(|e| e.into_inner());
+        k.commands = caps;
+    } else if let Some(name) = listed_mailbox(line) {
+        let mut k = known.lock().unwrap_or_else(|e| e.into_inner());
+        k.mailboxes.insert(name);
+    }
+}
+
+/// Command names from `* CAPABILITY …` or a `[CAPABILITY …]` response code
+/// (the latest list replaces the earlier: capabilities change after
+/// STARTTLS and LOGIN).
+fn capabilities(line: &str) -> Option<BTreeSet<String>> {
+    let data = line
+        .strip_prefix("* ")
+        .filter(|r| r.len() >= 11 && r[..11].eq_ignore_ascii_case("CAPABILITY "));
+    let list = match data {
+        Some(r) => &r[11..],
+        None => {
+            // A response code, tagged (`a1 OK [CAPABILITY …] Logged in`) or not.
+            let i = line.to_ascii_uppercase().find(" [CAPABILITY ")?;
+            let list = &line[i + 13..];
+            &list[..list.find(']')?]
+        }
+    };
+    let mut out = BTreeSet::new();
+    for cap in list.split_whitespace() {
+        let cap = cap.to_ascii_uppercase();
+        let base = cap.split('=').next().unwrap_or("");
+        if let Some((_, cmds)) = BY_CAPABILITY.iter().find(|(c, _)| *c == base) {
+            out.extend(cmds.iter().map(|c| c.to_string()));
+        } else if (is_command(base.as_bytes()) || base.starts_with('X'))
+            && !BASE.contains(&base)
+            && base.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            out.insert(base.to_string());
+        }
+    }
+    Some(out)
+}
+
+/// The mailbox of `* LIST (flags) "delim" name` (or LSUB); None for a
+/// name sent as a literal.
+fn listed_mailbox(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("* ")?;
+    let (word, rest) = rest.split_once(' ')?;
+    if !word.eq_ignore_ascii_case("LIST") && !word.eq_ignore_ascii_case("LSUB") {
+        return None;
+    }
+    let rest = rest.strip_prefix('(')?;
+    let rest = rest[rest.find(')')? + 1..].trim_start();
+    let rest = if let Some(r) = rest.strip_prefix('"') {
+        // "/" or "\\"
+        let r = r.strip_prefix('\\').unwrap_or(r);
+        r.get(1..)?.strip_prefix('"')?
+    } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case("NIL") {
+        &rest[3..]
+    } else {
+        return None;
+    };
+    let name = rest.trim_start();
+    let name = if name.starts_with('{') || name.starts_with('~') {
+        return None;
+    } else if name.starts_with('"') {
+        crate::command::first_astring(name.as_bytes())?
+    } else {
+        // An atom, perhaps followed by extended data: ( … ).
+        name.split(' ').next()?.to_string()
+    };
+    (!name.is_empty()).then_some(name)
+}
+
+/// A mailbox name as it must be typed: quoted unless it is an atom.
+pub fn quote_mailbox(name: &str) -> String {
+    let atom = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b > b' ' && b != 0x7f && !matches!(b, b'(' | b')' | b'{' | b'"' | b'\\'));
+    if atom {
+        return name.to_string();
+    }
+    let mut s = String::from("\"");
+    for c in name.chars() {
+        if c == '"' || c == '\\' {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('"');
+    s
+}
+
+/// The editor's helper: completion, hints, dimmed hints.
+pub struct ReplHelper {
+    pub known: Shared,
+    pub color: bool,
+}
+
+/// Splits the line before the cursor into finished words and the word
+/// being typed (quoted strings count as one word).
+fn words(before: &str) -> (Vec<String>, usize) {
+    let mut done = Vec::new();
+    let mut start = 0;
+    let mut in_quote = false;
+    let mut escaped = false;
+    for (i, c) in before.char_indices() {
+        if in_quote {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_quote = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_quote = true,
+            ' ' => {
+                if i > start {
+                    done.push(before[start..i].to_string());
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    (done, start)
+}
+
+/// The command in `words`: its name in upper case (`FETCH` for `UID
+/// FETCH`), how many words precede its arguments (tag, UID included), and
+/// whether it is a UID command.
+fn command_words(words: &[String]) -> (Option<String>, usize, bool) {
+    let mut head = 0;
+    if let Some(first) = words.first()
+        && !is_command(first.as_bytes())
+        && !first.starts_with('\\')
+        && words.len() >= 2
+        && is_command(words[1].as_bytes())
+    {
+        head = 1;
+    }
+    let Some(c) = words.get(head) else {
+        return (None, head, false);
+    };
+    if words.len() == 1 && !is_command(c.as_bytes()) && !c.starts_with('\\') {
+        // A typed tag: the command comes next.
+        return (None, 1, false);
+    }
+    let name = c.to_ascii_uppercase();
+    head += 1;
+    if name == "UID"
+        && let Some(sub) = words.get(head)
+    {
+        return (Some(sub.to_ascii_uppercase()), head + 1, true);
+    }
+    (Some(name), head, false)
+}
+
+fn matching(candidates: impl IntoIterator<Item = String>, typed: &str) -> Vec<Pair> {
+    let lower = !typed.is_empty() && typed.chars().all(|c| !c.is_ascii_uppercase());
+    let mut out: Vec<Pair> = candidates
+        .into_iter()
+        .filter(|c| {
+            c.len() >= typed.len()
+                && c.is_char_boundary(typed.len())
+                && c[..typed.len()].eq_ignore_ascii_case(typed)
+        })
+        .map(|c| {
+            let replacement = if lower && c.bytes().all(|b| !b.is_ascii_lowercase()) {
+                c.to_ascii_lowercase()
+            } else {
+                c.clone()
+            };
+            Pair {
+                display: c,
+                replacement,
+            }
+        })
+        .collect();
+    out.dedup_by(|a, b| a.display == b.display);
+    out
+}
+
+impl ReplHelper {
+    fn command_names(&self) -> Vec<String> {
+        let k = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names: BTreeSet<String> = BASE.iter().map(|s| s.to_string()).collect();
+        names.extend(k.commands.iter().cloned());
+        names.into_iter().collect()
+    }
+
+    /// Candidates for the word at `start..pos`.
+    pub fn candidates(&self, line: &str, pos: usize) -> (usize, Vec<Pair>) {
+        let before = &line[..pos];
+        let (done, mut start) = words(before);
+        let mut typed = &before[start..];
+        // Inside a parenthesised list: complete the item after ( .
+        if let Some(i) = typed.rfind('(') {
+            start += i + 1;
+            typed = &before[start..];
+        }
+        let (name, head, _) = command_words(&done);
+        let args = &done[head.min(done.len())..];
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let list = match name.as_deref() {
+            None if typed.starts_with('\\') => {
+                owned(&meta::METAS.iter().map(|m| m.0).collect::<Vec<_>>())
+            }
+            None => {
+                // The first word, or the second after a typed tag.
+                self.command_names()
+            }
+            Some("\\HELP") if args.is_empty() => self.command_names(),
+            Some("UID") => owned(UID_COMMANDS),
+            Some(_) if typed.starts_with('\\') => owned(FLAGS),
+            Some("FETCH") if !args.is_empty() => owned(FETCH_ITEMS),
+            Some("STORE") if args.len() == 1 => owned(STORE_ITEMS),
+            Some("STATUS") if args.len() == 1 => owned(STATUS_ITEMS),
+            Some(n) if mailbox_arg(n, args.len()) => {
+                let k = self.known.lock().unwrap_or_else(|e| e.into_inner());
+                let quoted: Vec<String> = k.mailboxes.iter().map(|m| quote_mailbox(m)).collect();
+                drop(k);
+                // Match the name with or without the opening quote typed.
+                let bare = typed.strip_prefix('"').unwrap_or(typed);
+                let mut out: Vec<Pair> = quoted
+                    .into_iter()
+                    .filter(|q| {
+                        q.starts_with(typed) || q.strip_prefix('"').unwrap_or(q).starts_with(bare)
+                    })
+                    .map(|q| Pair {
+                        display: q.clone(),
+                        replacement: q,
+                    })
+                    .collect();
+                out.dedup_by(|a, b| a.display == b.display);
+                return (start, out);
+            }
+            _ => Vec::new(),
+        };
+        (start, matching(list, typed))
+    }
+
+    /// The syntax still to type, redis-cli style: only at the end of the line.
+    pub fn hint_for(&self, line: &str, pos: usize) -> Option<String> {
+        if pos < line.len() || line.trim().is_empty() {
+            return None;
+        }
+        let (done, start) = words(line);
+        let typing = &line[start..];
+        let mut all = done.clone();
+        if !typing.is_empty() {
+            all.push(typing.to_string());
+        }
+        let (name, head, uid) = command_words(&all);
+        let name = name?;
+        let full = if name.starts_with('\\') {
+            name.to_ascii_lowercase()
+        } else if uid {
+            format!("UID {name}")
+        } else {
+            name
+        };
+        let syntax = meta::syntax(&full)?;
+        let name_words = full.split(' ').count();
+        // Only once the command name is whole (`FET` gets no hint).
+        let syntax_name = syntax.split(' ').take(name_words).collect::<Vec<_>>();
+        if !syntax_name.join(" ").eq_ignore_ascii_case(&full) {
+            return None;
+        }
+        // The argument being typed hides its own placeholder: redis-cli style.
+        let typing_arg = !typing.is_empty() && all.len() > head;
+        let skip = done.len().saturating_sub(head) + usize::from(typing_arg);
+        let rest: Vec<&str> = syntax.split(' ').skip(name_words + skip).collect();
+        if rest.is_empty() {
+            return None;
+        }
+        let lead = if typing.is_empty() { "" } else { " " };
+        Some(format!("{lead}{}", rest.join(" ")))
+    }
+}
+
+impl Completer for ReplHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        Ok(self.candidates(line, pos))
+    }
+}
+
+impl Hinter for ReplHelper {
+    type Hint = String;
+
+    fn hint(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> Option<String> {
+        self.hint_for(line, pos)
+    }
+}
+
+impl Highlighter for ReplHelper {
+    fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
+        if self.color {
+            Cow::Owned(format!("\x1b[2m{hint}\x1b[0m"))
+        } else {
+            Cow::Borrowed(hint)
+        }
+    }
+}
+
+impl Validator for ReplHelper {}
+
+impl Helper for ReplHelper {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn helper() -> ReplHelper {
+        let known: Shared = Arc::default();
+        learn(
+            &known,
+            b"* CAPABILITY IMAP4rev1 IDLE QUOTA XLIST COMPRESS=DEFLATE LITERAL+\r\n",
+        );
+        learn(&known, b"* LIST (\\HasNoChildren) \"/\" INBOX\r\n");
+        learn(&known, b"* LIST (\\HasNoChildren) \"/\" \"Sent Items\"\r\n");
+        learn(&known, b"* LSUB () \".\" Archive.2024\r\n");
+        learn(&known, b"* LIST () NIL {5}\r\n");
+        ReplHelper {
+            known,
+            color: false,
+        }
+    }
+
+    fn complete(h: &ReplHelper, line: &str) -> (usize, Vec<String>) {
+        let (start, pairs) = h.candidates(line, line.len());
+        (start, pairs.into_iter().map(|p| p.replacement).collect())
+    }
+
+    #[test]
+    fn learns_capabilities_and_mailboxes() {
+        let h = helper();
+        let k = h.known.lock().unwrap();
+        assert!(k.commands.contains("GETQUOTAROOT") && k.commands.contains("XLIST"));
+        assert!(k.commands.contains("COMPRESS"));
+        assert!(!k.commands.contains("LITERAL+") && !k.commands.contains("IMAP4REV1"));
+        let boxes: Vec<_> = k.mailboxes.iter().cloned().collect();
+        assert_eq!(boxes, ["Archive.2024", "INBOX", "Sent Items"]);
+        drop(k);
+        learn(&h.known, b"a1 OK [CAPABILITY IMAP4rev1 XFOO] Logged in\r\n");
+        let cmds: Vec<_> = h.known.lock().unwrap().commands.iter().cloned().collect();
+        assert_eq!(cmds, ["XFOO"]);
+        learn(
+            &h.known,
+            b"* OK [CAPABILITY IMAP4rev1 XAPPLEPUSHSERVICE] hi\r\n",
+        );
+        assert!(
+            h.known
+                .lock()
+                .unwrap()
+                .commands
+                .contains("XAPPLEPUSHSERVICE")
+        );
+    }
+
+    #[test]
+    fn completes_commands_mailboxes_items_flags_and_metas() {
+        let h = helper();
+        assert_eq!(complete(&h, "SEL"), (0, vec!["SELECT".to_string()]));
+        assert_eq!(complete(&h, "sel"), (0, vec!["select".to_string()]));
+        assert_eq!(complete(&h, "x1 getq").1, ["getquota", "getquotaroot"]);
+        assert_eq!(complete(&h, "XL").1, ["XLIST"]);
+        assert_eq!(
+            complete(&h, "SELECT S"),
+            (7, vec!["\"Sent Items\"".to_string()])
+        );
+        assert_eq!(complete(&h, "SELECT \"Se").1, ["\"Sent Items\""]);
+        assert_eq!(complete(&h, "select ").1.len(), 3);
+        assert_eq!(complete(&h, "MOVE 1:3 A").1, ["Archive.2024"]);
+        assert!(complete(&h, "MOVE 1:").1.is_empty());
+        assert_eq!(complete(&h, "FETCH 1 (FL"), (9, vec!["FLAGS".to_string()]));
+        assert_eq!(complete(&h, "UID FETCH 1:* BODY.P").1, ["BODY.PEEK["]);
+        assert_eq!(complete(&h, "UID F").1, ["FETCH"]);
+        assert_eq!(complete(&h, "STORE 1 +FL").1, ["+FLAGS", "+FLAGS.SILENT"]);
+        assert_eq!(complete(&h, "STORE 1 +FLAGS (\\De").1, ["\\Deleted"]);
+        assert_eq!(complete(&h, "\\he").1, ["\\help"]);
+        assert_eq!(complete(&h, "\\help FE").1, ["FETCH"]);
+    }
+
+    #[test]
+    fn hints_show_the_syntax_still_to_type() {
+        let h = helper();
+        let hint = |l: &str| h.hint_for(l, l.len());
+        assert_eq!(hint("FETCH").as_deref(), Some(" <sequence-set> <items>"));
+        assert_eq!(hint("fetch ").as_deref(), Some("<sequence-set> <items>"));
+        assert_eq!(hint("FETCH 1:*").as_deref(), Some(" <items>"));
+        assert_eq!(hint("FETCH 1:* ").as_deref(), Some("<items>"));
+        assert_eq!(hint("FETCH 1:* FLAGS"), None);
+        assert_eq!(hint("UID FETCH ").as_deref(), Some("<uid-set> <items>"));
+        assert_eq!(hint("a5 SELECT ").as_deref(), Some("<mailbox>"));
+        assert_eq!(
+            hint("APPEND INBOX ").as_deref(),
+            Some("[(flags)] [date] <literal>")
+        );
+        assert_eq!(hint("\\login ").as_deref(), Some("USER"));
+        assert_eq!(hint("FET"), None);
+        assert_eq!(hint("NOOP"), None);
+        assert_eq!(hint(""), None);
+    }
+}
