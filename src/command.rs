@@ -167,7 +167,7 @@ pub fn prepare(
         return Ok(Prepared {
             tag: String::from_utf8_lossy(first).into_owned(),
             name: command_name(rest),
-            wire: line.to_vec(),
+            wire: trim_start(line).to_vec(),
             literal,
         });
     }
@@ -343,6 +343,20 @@ mod tests {
         // A word that is a command first wins: "search NOOP" is a SEARCH.
         let p = prep("search NOOP", &mut t);
         assert_eq!(p.tag, "a4");
+    }
+
+    #[test]
+    fn leading_blanks_never_reach_the_wire() {
+        // Found by the `command` fuzz target: a typed tag after blanks was
+        // sent with the blanks in front of it.
+        let mut t = Tagger::new("a");
+        let p = prep(" U UID ID \x05V", &mut t);
+        assert_eq!(
+            (p.tag.as_str(), p.wire.as_slice()),
+            ("U", &b"U UID ID \x05V"[..])
+        );
+        let p = prep("\t NOOP", &mut t);
+        assert_eq!(p.wire, b"a1 NOOP");
     }
 
     #[test]

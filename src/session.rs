@@ -580,6 +580,17 @@ impl Session {
         let idle_done = line.eq_ignore_ascii_case(b"DONE")
             && self.outstanding.iter().any(|o| o.name == "IDLE" && o.sent);
         if let Some(owner) = self.cont.clone().or_else(|| idle_done.then(String::new)) {
+            // At the prompt, Enter on an empty line ends an IDLE: nothing
+            // else could be meant, and `DONE` is the only thing IDLE takes.
+            let idling = self
+                .outstanding
+                .iter()
+                .any(|o| o.tag == owner && o.name == "IDLE");
+            let line: &[u8] = if self.prompt.is_some() && idling && line.trim_ascii().is_empty() {
+                b"DONE"
+            } else {
+                line
+            };
             let mut wire = line.to_vec();
             wire.extend_from_slice(b"\r\n");
             self.conn.send(&wire).await?;
@@ -738,6 +749,8 @@ impl Session {
             self.out.notice(&format!("sending DONE to end {tag} IDLE"));
             self.conn.send(b"DONE\r\n").await?;
             self.cont_ready = false;
+            // The next prompt comes with IDLE's completion.
+            self.prompt_hold = Some(tag);
         }
         Ok(())
     }

@@ -457,3 +457,36 @@ fn completions_are_coloured_on_a_terminal_unless_no_color() {
         assert!(screen.contains("a1 NO nope"));
     }
 }
+
+#[test]
+fn idle_ends_with_enter_on_an_empty_line_or_ctrl_c() {
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 IDLE"),
+        send("+ idling\n"),
+        expect("DONE"),
+        send("a1 OK Idle completed.\n"),
+        expect("a2 IDLE"),
+        send("+ idling\n"),
+        expect("DONE"),
+        send("a2 OK Idle completed.\n"),
+        expect("a3 LOGOUT"),
+        send("a3 OK bye\n"),
+        Step::Close,
+    ]);
+    let mut p = spawn(&["--no-history", &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line("IDLE").unwrap();
+    p.exp_string("+> ").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("a1 OK Idle completed.").unwrap();
+    p.exp_string("a2> ").unwrap();
+    p.send_line("IDLE").unwrap();
+    p.exp_string("+> ").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("a2 OK Idle completed.").unwrap();
+    p.exp_string("a3> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+}
