@@ -415,7 +415,17 @@ impl Session {
         }
         let Some(tx) = &self.prompt else { return };
         let prompt = match &self.feed {
-            Feed::Literal { .. } | Feed::RestOfLine { .. } => Prompt {
+            // Typed literal data: show how many bytes are still expected
+            // (each typed line counts its CRLF). Lines typed before the
+            // server's `+` wait in the input buffer and count as typed.
+            Feed::Literal { remaining, .. } => {
+                let left = remaining.saturating_sub(self.input.len() as u64);
+                Prompt {
+                    text: format!("{{{left}}}> "),
+                    kind: PromptKind::Literal,
+                }
+            }
+            Feed::RestOfLine { .. } => Prompt {
                 text: "..> ".to_string(),
                 kind: PromptKind::Literal,
             },

@@ -161,7 +161,7 @@ fn history_file_is_private_and_holds_no_password() {
     p.send_line(sasl).unwrap();
     p.exp_string("a3> ").unwrap();
     p.send_line("APPEND INBOX {9}").unwrap();
-    p.exp_string("..> ").unwrap();
+    p.exp_string("{9}> ").unwrap();
     p.send_line("literally").unwrap();
     p.exp_string("a3 OK appended").unwrap();
     p.send_line("NOOP").unwrap();
@@ -489,4 +489,72 @@ fn idle_ends_with_enter_on_an_empty_line_or_ctrl_c() {
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
     server.finish().assert_ok();
+}
+
+#[test]
+fn repl_against_dovecot_idle_delivery_keeps_the_typed_line_and_history_has_no_password() {
+    let d = crate::support::dovecot::Dovecot::start();
+    let (user, pass) = d.user();
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    let mut p = spawn(&[
+        "--history",
+        history.to_str().unwrap(),
+        &local(d.plain_port()),
+    ]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line(&format!("LOGIN {user} {pass}")).unwrap();
+    p.exp_string("a1 OK").unwrap();
+    p.send_line("SELECT INBOX").unwrap();
+    p.exp_string("a2 OK").unwrap();
+
+    // A typed literal: the prompt counts the bytes still expected.
+    p.send_line("APPEND INBOX {7}").unwrap();
+    p.exp_string("{7}> ").unwrap();
+    p.send_line("hello").unwrap(); // 5 bytes + CRLF = 7
+    p.exp_string("..> ").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("a3 OK [APPENDUID").unwrap();
+
+    p.send_line("IDLE").unwrap();
+    p.exp_string("+ idling").unwrap();
+    p.exp_string("+> ").unwrap();
+    p.send("NOO").unwrap();
+    p.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // A second connection appends while the user is typing.
+    let second = crate::support::imaptalk()
+        .arg(local(d.plain_port()))
+        .args([
+            "-c",
+            &format!("LOGIN {user} {pass}"),
+            "-c",
+            "APPEND INBOX {19+}",
+            "-c",
+            "Subject: new\r\n\r\nhi",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(0));
+    p.exp_string("* 2 EXISTS").unwrap();
+    // The half-typed line is drawn again below the new output.
+    p.exp_string("NOO").unwrap();
+    p.send_control('u').unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("a4 OK Idle completed").unwrap();
+    p.exp_string("a5> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_string("a5 OK Logout completed").unwrap();
+    p.exp_eof().unwrap();
+
+    let saved = std::fs::read_to_string(&history).unwrap();
+    assert!(saved.contains("SELECT INBOX"), "{saved}");
+    assert!(
+        !saved.contains(pass),
+        "the password is in the history: {saved}"
+    );
+    assert!(
+        !saved.contains("hello"),
+        "literal data is in the history: {saved}"
+    );
 }
