@@ -12,6 +12,8 @@ use std::time::Duration;
 #[command(
     name = "imaptalk",
     version,
+    // SERVER is optional only for the hidden --generate: show it as required.
+    override_usage = "imaptalk [OPTIONS] <SERVER>",
     about = "Talk IMAP to a server: an interactive client that replaces telnet and openssl s_client",
     long_about = "Talk IMAP to a server by hand or from a script.\n\n\
         Connects over plain TCP, implicit TLS (port 993, imaps://) or STARTTLS, \
@@ -31,8 +33,8 @@ use std::time::Duration;
 pub struct Cli {
     /// Server: HOST, HOST:PORT, [IPV6]:PORT, imap://HOST[:PORT] or imaps://HOST[:PORT].
     /// Port 993 and imaps:// mean implicit TLS; otherwise plain TCP on port 143.
-    #[arg(value_name = "SERVER")]
-    pub server: String,
+    #[arg(value_name = "SERVER", required_unless_present = "generate")]
+    pub server: Option<String>,
 
     /// Use implicit TLS (TLS from the first byte) on any port.
     #[arg(long, conflicts_with = "starttls")]
@@ -90,6 +92,21 @@ pub struct Cli {
     /// Colour tagged OK/NO/BAD, BYE and ALERT on a terminal (NO_COLOR is honoured).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+
+    /// Write a shell completion script or the man page to stdout and exit.
+    #[arg(long, value_enum, value_name = "KIND", hide = true)]
+    pub generate: Option<Generate>,
+}
+
+/// What `--generate` writes (see [`crate::generation`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    CompleteBash,
+    CompleteZsh,
+    CompleteFish,
+    CompleteElvish,
+    CompletePowershell,
+    Man,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -140,7 +157,11 @@ pub struct Settings {
 
 impl Cli {
     pub fn settings(self) -> anyhow::Result<Settings> {
-        let target = target::parse(&self.server).map_err(error::usage)?;
+        let server = self
+            .server
+            .as_deref()
+            .ok_or_else(|| error::usage("no SERVER given"))?;
+        let target = target::parse(server).map_err(error::usage)?;
         let security = match (self.tls, self.starttls, target.scheme) {
             (true, _, Some(Scheme::Imap)) => {
                 return Err(error::usage(

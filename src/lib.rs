@@ -14,6 +14,7 @@
 //! - [`render`]: raw bytes for pipes, escaped and coloured text for people.
 //! - [`repl`] and [`script`]: the interactive and non-interactive drivers;
 //!   [`meta`]: the REPL's `\` meta-commands and command reference.
+//! - [`generation`]: shell completions and the man page (`--generate`).
 //! - [`error`]: failure classes and exit codes.
 
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod command;
 pub mod complete;
 pub mod error;
 pub mod framer;
+pub mod generation;
 pub mod meta;
 pub mod render;
 pub mod repl;
@@ -36,6 +38,10 @@ use std::process::ExitCode;
 
 /// Runs imaptalk; the error, if any, is mapped to an exit code by `main`.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(kind) = cli.generate {
+        generation::write(kind)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let settings = cli.settings()?;
     // One thread is plenty: the editor and the stdin reader have their own
     // threads, and everything else waits on one socket.

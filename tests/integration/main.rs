@@ -3,6 +3,7 @@
 
 #[cfg(unix)]
 mod dovecot_cases;
+mod generation_cases;
 #[cfg(unix)]
 mod pty_cases;
 mod scripted_cases;

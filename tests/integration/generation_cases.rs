@@ -1,0 +1,71 @@
+//! `--generate`: shell completions and the man page, written to stdout
+//! without a server and without connecting.
+
+use crate::support::imaptalk;
+
+fn generate(kind: &str) -> String {
+    let out = imaptalk().args(["--generate", kind]).assert().success();
+    String::from_utf8(out.get_output().stdout.clone()).unwrap()
+}
+
+#[test]
+fn bash_completion_knows_the_flags() {
+    let script = generate("complete-bash");
+    assert!(script.contains("--starttls"), "{script}");
+    assert!(script.contains("--cafile"), "{script}");
+}
+
+#[test]
+fn every_kind_needs_no_server() {
+    for kind in [
+        "complete-bash",
+        "complete-zsh",
+        "complete-fish",
+        "complete-elvish",
+        "complete-powershell",
+        "man",
+    ] {
+        assert!(!generate(kind).is_empty(), "{kind}");
+    }
+}
+
+#[test]
+fn man_page_is_roff() {
+    let page = generate("man");
+    let th = page
+        .lines()
+        .find(|l| !l.starts_with(".ie") && !l.starts_with(".el"))
+        .unwrap_or_default();
+    assert!(th.to_ascii_lowercase().starts_with(".th"), "{page}");
+    assert!(page.contains("starttls"), "{page}");
+}
+
+#[test]
+fn without_server_or_generate_is_a_usage_error() {
+    imaptalk().assert().code(2);
+}
+
+#[test]
+fn generate_is_hidden_from_help() {
+    let out = imaptalk().arg("--help").assert().success();
+    let help = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(!help.contains("--generate"), "{help}");
+    assert!(help.contains("<SERVER>"), "{help}");
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = crate::support::imaptalk_std()
+        .args(["--generate", "man"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
