@@ -3,15 +3,11 @@
 //! binary messages byte for byte; APPEND with a literal; IDLE.
 
 use crate::support::dovecot::Dovecot;
-use crate::support::{imaptalk, imaptalk_std, local};
+use crate::support::{imaptalk, imaptalk_std, local, stderr_of};
 use std::io::{Read, Write};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// The data of the literal that follows `marker` (which ends just before
 /// `{n}` or `~{n}`) in a raw capture.

@@ -2,7 +2,7 @@
 //! in which order, and what reaches stdout, stderr and the exit code.
 
 use crate::support::scripted::{ScriptedServer, Step, expect, send};
-use crate::support::{imaptalk, imaptalk_std, local};
+use crate::support::{imaptalk, imaptalk_std, local, stderr_of};
 use std::io::Read;
 use std::time::Duration;
 
@@ -19,10 +19,6 @@ fn logout(tag: &str) -> Vec<Step> {
         send(&format!("* BYE logging out\n{tag} OK Logout completed.\n")),
         Step::Close,
     ]
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -2,11 +2,7 @@
 
 use crate::support::certs::{expired_pki_for, pki_for, rustls_server_config, write_ca};
 use crate::support::scripted::{ScriptedServer, Step, expect, send};
-use crate::support::{imaptalk, local};
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::support::{imaptalk, local, stderr_of};
 
 fn session_steps(first_tag: u32) -> Vec<Step> {
     let (a, b) = (format!("a{first_tag}"), format!("a{}", first_tag + 1));

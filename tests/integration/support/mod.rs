@@ -29,3 +29,8 @@ pub fn imaptalk_std() -> Command {
 pub fn local(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
+
+/// A run's stderr as text, for assertions and failure messages.
+pub fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
