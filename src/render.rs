@@ -133,16 +133,7 @@ impl Output {
 
     /// A copy of a line sent to the server (`--echo`), already masked.
     pub fn echo(&mut self, line: &str) {
-        let _ = self.flush();
-        match &mut self.mode {
-            Mode::Text(Text {
-                sink: TextSink::Printer(tx),
-                ..
-            }) => {
-                let _ = tx.send(format!("C: {}", escape_str(line)));
-            }
-            _ => eprintln!("C: {}", escape_str(line)),
-        }
+        self.message(&format!("C: {}", escape_str(line)));
     }
 }
 

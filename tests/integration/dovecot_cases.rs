@@ -3,7 +3,7 @@
 //! binary messages byte for byte; APPEND with a literal; IDLE.
 
 use crate::support::dovecot::Dovecot;
-use crate::support::{imaptalk, imaptalk_std, local, stderr_of};
+use crate::support::{append_from_second_connection, imaptalk, imaptalk_std, local, stderr_of};
 use std::io::{Read, Write};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -216,20 +216,7 @@ fn idle_sees_a_message_appended_from_a_second_connection() {
     writeln!(stdin, "{}\nSELECT INBOX\nIDLE", login(&d)).unwrap();
     out.wait_for("+ idling");
 
-    // A second connection appends a message (LITERAL+ from -c input).
-    let second = imaptalk()
-        .arg(local(d.plain_port()))
-        .args([
-            "-c",
-            &login(&d),
-            "-c",
-            "APPEND INBOX {19+}",
-            "-c",
-            "Subject: new\r\n\r\nhi",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(second.status.code(), Some(0), "{}", stderr_of(&second));
+    append_from_second_connection(&d);
 
     out.wait_for("* 1 EXISTS");
     writeln!(stdin, "DONE").unwrap();

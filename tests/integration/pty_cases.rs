@@ -523,19 +523,7 @@ fn repl_against_dovecot_idle_delivery_keeps_the_typed_line_and_history_has_no_pa
     p.flush().unwrap();
     std::thread::sleep(Duration::from_millis(200));
     // A second connection appends while the user is typing.
-    let second = crate::support::imaptalk()
-        .arg(local(d.plain_port()))
-        .args([
-            "-c",
-            &format!("LOGIN {user} {pass}"),
-            "-c",
-            "APPEND INBOX {19+}",
-            "-c",
-            "Subject: new\r\n\r\nhi",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(second.status.code(), Some(0));
+    crate::support::append_from_second_connection(&d);
     p.exp_string("* 2 EXISTS").unwrap();
     // The half-typed line is drawn again below the new output.
     p.exp_string("NOO").unwrap();

@@ -34,3 +34,23 @@ pub fn local(port: u16) -> String {
 pub fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Appends a small message to alice's INBOX from a connection of its own
+/// (imaptalk with a LITERAL+ taken from the `-c` input), as a second
+/// client would while another one idles.
+pub fn append_from_second_connection(d: &dovecot::Dovecot) {
+    let (user, pass) = d.user();
+    let out = imaptalk()
+        .arg(local(d.plain_port()))
+        .args([
+            "-c",
+            &format!("LOGIN {user} {pass}"),
+            "-c",
+            "APPEND INBOX {19+}",
+            "-c",
+            "Subject: new\r\n\r\nhi",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+}
