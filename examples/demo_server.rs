@@ -83,20 +83,22 @@ fn deliver_demo_mail(server: &Dovecot) {
         )
         .as_bytes(),
     );
-    // A raw binary part with every byte value, terminal escapes included:
-    // good for trying BINARY[2] and how a client shows unsafe bytes.
+    // A raw binary part with every byte value Dovecot 2.3 serves unchanged
+    // (it rewrites NUL to 0x80 and bare LF to CRLF), terminal escapes
+    // included: `FETCH 3 BODY[]` through a pipe is then byte for byte the
+    // delivered file, and on a terminal shows how unsafe bytes are escaped.
     let mut binary = format!(
         "{date}From: bob@example.org\r\nTo: alice@example.org\r\n\
          Subject: Binary attachment\r\nMessage-ID: <demo-3@example.org>\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=\"demo-boundary\"\r\n\r\n\
          --demo-boundary\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\
-         The attachment holds the bytes 0x00..0xFF.\r\n\
+         The attachment holds every byte value but NUL and LF.\r\n\
          --demo-boundary\r\nContent-Type: application/octet-stream; name=\"bytes.bin\"\r\n\
          Content-Disposition: attachment; filename=\"bytes.bin\"\r\n\
          Content-Transfer-Encoding: binary\r\n\r\n"
     )
     .into_bytes();
-    binary.extend(0..=255u8);
+    binary.extend((1..=255u8).filter(|&b| b != b'\n'));
     binary.extend_from_slice(b"\r\n--demo-boundary--\r\n");
     server.deliver("alice", "INBOX", &binary);
     server.deliver(

@@ -232,8 +232,14 @@ impl Session {
                 None => self.conn.fill().await,
             };
             if !more.map_err(|e| error::connect(error::message(&e)))? {
+                // The usual cause: a TLS port spoken to in plaintext.
+                let hint = if self.conn.is_tls() {
+                    ""
+                } else {
+                    " (if this port expects TLS from the start, add --tls)"
+                };
                 return Err(error::connect(format!(
-                    "server closed the connection before sending {waiting_for}"
+                    "server closed the connection before sending {waiting_for}{hint}"
                 )));
             }
         }

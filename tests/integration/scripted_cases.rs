@@ -612,3 +612,22 @@ fn connection_refused_and_bad_arguments_have_their_exit_codes() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr_of(&out).starts_with("imaptalk: cannot resolve 'no.such.host.invalid'"));
 }
+
+#[test]
+fn a_server_closing_before_the_greeting_suggests_tls() {
+    // What a TLS-only port does to a plaintext client.
+    let server = ScriptedServer::start(vec![Step::Close]);
+    let out = imaptalk()
+        .arg(local(server.port()))
+        .args(["-c", "NOOP"])
+        .output()
+        .unwrap();
+    let t = server.finish();
+    t.assert_ok();
+    assert!(t.received.is_empty());
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        stderr_of(&out),
+        "imaptalk: server closed the connection before sending a greeting (if this port expects TLS from the start, add --tls)\n"
+    );
+}
