@@ -17,6 +17,10 @@
 //! - [`generation`]: shell completions and the man page (`--generate`).
 //! - [`error`]: failure classes and exit codes.
 
+// No panics by construction: a hostile server or a bad script must end in
+// a one-line error and an exit code, never a panic (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod cli;
 pub mod command;
 pub mod complete;

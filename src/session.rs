@@ -315,11 +315,13 @@ impl Session {
                 "{n} bytes arrived after the STARTTLS OK, before the TLS handshake (possible response injection); aborting"
             )));
         }
-        if self.tls.is_none() {
-            self.tls = Some(TlsSetup::new(&self.settings)?);
-        }
-        let tls = self.tls.as_ref().expect("set above");
-        self.conn.upgrade(tls, self.settings.timeout).await?;
+        let tls = match self.tls.take() {
+            Some(tls) => tls,
+            None => TlsSetup::new(&self.settings)?,
+        };
+        let upgraded = self.conn.upgrade(&tls, self.settings.timeout).await;
+        self.tls = Some(tls);
+        upgraded?;
         if let Some(summary) = self.conn.tls_summary()
             && self.settings.render
         {
