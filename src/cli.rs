@@ -67,6 +67,12 @@ pub struct Cli {
     #[arg(short = 'c', long = "command", value_name = "CMD")]
     pub commands: Vec<String>,
 
+    /// Script and -c mode: send commands without waiting for each completion
+    /// (at most 256 in flight). LOGIN, LOGOUT, SELECT, IDLE, AUTHENTICATE,
+    /// STARTTLS, COMPRESS and commands with a literal are still sent alone.
+    #[arg(long)]
+    pub pipeline: bool,
+
     /// Prefix of the automatic tags (a1, a2, …).
     #[arg(long, value_name = "PREFIX", default_value = "a")]
     pub tag_prefix: String,
@@ -151,6 +157,8 @@ pub struct Settings {
     pub render: bool,
     pub color: bool,
     pub echo: bool,
+    /// Script mode: send commands without waiting for each completion.
+    pub pipeline: bool,
     /// Where the interactive history is kept; None: in memory only.
     pub history: Option<PathBuf>,
 }
@@ -243,6 +251,7 @@ impl Cli {
             render,
             color,
             echo: self.echo,
+            pipeline: self.pipeline,
             history,
         })
     }

@@ -10,7 +10,8 @@
 //!   included, in bounded memory. The heart of the tool.
 //! - [`command`]: typed lines into wire commands: tags, literals, masking.
 //! - [`session`]: the conversation: greeting, STARTTLS, outstanding tags,
-//!   continuations, the end of input and LOGOUT.
+//!   continuations, the end of input and LOGOUT; [`pipeline`]: which
+//!   script commands `--pipeline` may send before earlier ones complete.
 //! - [`render`]: raw bytes for pipes, escaped and coloured text for people.
 //! - [`repl`] and [`script`]: the interactive and non-interactive drivers;
 //!   [`meta`]: the REPL's `\` meta-commands and command reference.
@@ -28,6 +29,7 @@ pub mod error;
 pub mod framer;
 pub mod generation;
 pub mod meta;
+pub mod pipeline;
 pub mod render;
 pub mod repl;
 pub mod script;

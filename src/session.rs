@@ -11,7 +11,8 @@
 //! out untagged and as typed.
 //!
 //! In script mode (`wait`) nothing new is sent until the previous command
-//! completed or the server asked for more; interactively, commands go out as
+//! completed or the server asked for more, unless `--pipeline` lets it go
+//! ahead ([`pipeline`](crate::pipeline)); interactively, commands go out as
 //! they are typed.
 
 use crate::cli::{Security, Settings};
@@ -19,6 +20,7 @@ use crate::command::{self, Prepared, Tagger, masked};
 use crate::error;
 use crate::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
 use crate::meta::{self, Meta};
+use crate::pipeline;
 use crate::render::{Output, escape_str};
 use crate::repl::{Prompt, PromptKind, PromptState};
 use crate::transport::{self, Connection, Stream, TlsSetup, secs};
@@ -78,6 +80,8 @@ struct Outstanding {
     sent: bool,
     /// The user (LOGIN) or mailbox (SELECT) that success confirms.
     arg: Option<String>,
+    /// `--pipeline`: nothing else may be in flight with this command.
+    alone: bool,
 }
 
 pub struct Session {
@@ -487,7 +491,18 @@ impl Session {
         if self.cont.is_some() {
             return !self.wait || self.cont_ready;
         }
-        !self.wait || self.outstanding.is_empty()
+        !self.wait || self.outstanding.is_empty() || self.may_pipeline()
+    }
+
+    /// `--pipeline`: the next input line may go before earlier commands
+    /// complete.
+    fn may_pipeline(&self) -> bool {
+        self.settings.pipeline
+            && pipeline::may_send(
+                pipeline::peek(&self.input, self.input_eof),
+                self.outstanding.len(),
+                self.outstanding.iter().any(|o| o.alone),
+            )
     }
 
     /// Sends as much input as may be sent now.
@@ -657,6 +672,7 @@ impl Session {
             name: p.name.clone(),
             sent: p.literal.is_none(),
             arg: command::state_argument(&p),
+            alone: pipeline::alone(&p.name, p.literal.is_some()),
         });
         let meta_login = std::mem::take(&mut self.meta_login) && p.name == "LOGIN";
         if self.prompt.is_some()

@@ -4,6 +4,7 @@
 #[cfg(unix)]
 mod dovecot_cases;
 mod generation_cases;
+mod pipeline_cases;
 #[cfg(unix)]
 mod pty_cases;
 mod scripted_cases;
