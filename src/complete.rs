@@ -146,20 +146,9 @@ pub fn learn(known: &Shared, line: &[u8]) {
 /// (the latest list replaces the earlier: capabilities change after
 /// STARTTLS and LOGIN).
 fn capabilities(line: &str) -> Option<BTreeSet<String>> {
-    let data = line
-        .strip_prefix("* ")
-        .filter(|r| r.len() >= 11 && r[..11].eq_ignore_ascii_case("CAPABILITY "));
-    let list = match data {
-        Some(r) => &r[11..],
-        None => {
-            // A response code, tagged (`a1 OK [CAPABILITY …] Logged in`) or not.
-            let i = line.to_ascii_uppercase().find(" [CAPABILITY ")?;
-            let list = &line[i + 13..];
-            &list[..list.find(']')?]
-        }
-    };
+    let list = crate::caps::parse(line)?;
     let mut out = BTreeSet::new();
-    for cap in list.split_whitespace() {
+    for cap in list {
         let cap = cap.to_ascii_uppercase();
         let base = cap.split('=').next().unwrap_or("");
         if let Some((_, cmds)) = BY_CAPABILITY.iter().find(|(c, _)| *c == base) {

@@ -9,6 +9,8 @@
 //! - [`framer`]: the server's bytes into response events, literals
 //!   included, in bounded memory. The heart of the tool.
 //! - [`command`]: typed lines into wire commands: tags, literals, masking.
+//! - [`fileliteral`]: `{@path}` and `{@-}`: files sent as literals.
+//! - [`caps`]: what the server advertised (CAPABILITY, ENABLED).
 //! - [`session`]: the conversation: greeting, STARTTLS, outstanding tags,
 //!   continuations, the end of input and LOGOUT; [`pipeline`]: which
 //!   script commands `--pipeline` may send before earlier ones complete.
@@ -22,10 +24,12 @@
 // a one-line error and an exit code, never a panic (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod caps;
 pub mod cli;
 pub mod command;
 pub mod complete;
 pub mod error;
+pub mod fileliteral;
 pub mod framer;
 pub mod generation;
 pub mod meta;

@@ -29,7 +29,7 @@ pub const DOCS: &[Doc] = &[
     doc(
         "APPEND",
         "APPEND <mailbox> [(flags)] [date] <literal>",
-        "Adds a message to a mailbox. End the line with {n} (n = the message size in bytes, with CRLF line ends), then type the message at the ..> prompt once the server's + arrives.",
+        "Adds a message to a mailbox. End the line with {n} (n = the message size in bytes, with CRLF line ends), then type the message at the ..> prompt once the server's + arrives; or end it with {@FILE} to send a file, counted for you.",
         "RFC 9051 §6.3.12",
     ),
     doc(

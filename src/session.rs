@@ -15,6 +15,9 @@
 //! ahead ([`pipeline`](crate::pipeline)); interactively, commands go out as
 //! they are typed.
 
+mod files;
+
+use crate::caps::Capabilities;
 use crate::cli::{Security, Settings};
 use crate::command::{self, Prepared, Tagger, masked};
 use crate::error;
@@ -26,6 +29,8 @@ use crate::repl::{Prompt, PromptKind, PromptState};
 use crate::transport::{self, Connection, Stream, TlsSetup, secs};
 use anyhow::Result;
 use bytes::BytesMut;
+use files::{LiteralSource, Segment};
+use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -47,7 +52,7 @@ pub enum Input {
 const INPUT_AHEAD: usize = 256 * 1024;
 
 /// Where the input side stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 enum Feed {
     /// Expecting a command line (or, in continuation mode, a raw line).
     Command,
@@ -57,6 +62,7 @@ enum Feed {
         remaining: u64,
         /// A synchronizing literal: nothing may be sent before the `+`.
         await_plus: bool,
+        source: LiteralSource,
     },
     /// After a literal's data: the rest of the command line.
     RestOfLine { tag: String },
@@ -71,6 +77,9 @@ enum Feed {
 enum Stop {
     NeedInput,
     Blocked,
+    /// More can be sent at once (a file literal), once the server's
+    /// output has had a chance to be read.
+    More,
 }
 
 struct Outstanding {
@@ -130,6 +139,14 @@ pub struct Session {
     /// The next LOGIN comes from `\login`: hold the prompt for it even
     /// when its password goes as a literal (that data is queued already).
     meta_login: bool,
+    /// What the server advertised (file literals depend on it).
+    caps: Capabilities,
+    /// The rest of a command line with `{@…}` file literals.
+    segments: VecDeque<Segment>,
+    /// The file whose literal the line just sent announces.
+    next_file: Option<Box<crate::fileliteral::FileLiteral>>,
+    /// `{@-}` has read stdin.
+    stdin_used: bool,
 }
 
 impl Session {
@@ -180,6 +197,10 @@ impl Session {
             prompt_hold: None,
             meta_login: false,
             known,
+            caps: Capabilities::default(),
+            segments: VecDeque::new(),
+            next_file: None,
+            stdin_used: false,
         };
         session.greeting().await?;
         if session.settings.security == Security::StartTls {
@@ -213,6 +234,7 @@ impl Session {
                         if let Some(known) = &self.known {
                             crate::complete::learn(known, data);
                         }
+                        self.caps.learn(data);
                         first = Some((h.clone(), line_text(data)));
                     }
                     if *end == LineEnd::Response
@@ -326,6 +348,7 @@ impl Session {
         let upgraded = self.conn.upgrade(&tls, self.settings.timeout).await;
         self.tls = Some(tls);
         upgraded?;
+        self.caps.forget();
         if let Some(summary) = self.conn.tls_summary()
             && self.settings.render
         {
@@ -357,6 +380,7 @@ impl Session {
             self.send_prompt();
             let want_input =
                 !self.input_eof && (self.input.len() < INPUT_AHEAD || stop == Stop::NeedInput);
+            let more = stop == Stop::More;
             let timeout = if self.wait {
                 self.settings.timeout
             } else {
@@ -391,6 +415,7 @@ impl Session {
                     Some(Input::Eof) | None => self.input_eof = true,
                 },
                 () = sleep => return Err(self.timeout_error(timeout.unwrap_or_default())),
+                () = std::future::ready(()), if more => {}
             }
         }
     }
@@ -422,7 +447,8 @@ impl Session {
     }
 
     fn send_prompt(&mut self) {
-        if !self.prompt_due || self.input_eof || self.prompt_hold.is_some() {
+        if !self.prompt_due || self.input_eof || self.prompt_hold.is_some() || self.sending_files()
+        {
             return;
         }
         let Some(tx) = &self.prompt else { return };
@@ -525,10 +551,21 @@ impl Session {
                 Feed::Literal {
                     await_plus: true, ..
                 } => return Ok(Stop::Blocked),
-                Feed::Literal { tag, remaining, .. } => {
+                Feed::Literal {
+                    tag,
+                    remaining,
+                    source,
+                    ..
+                } => {
                     if *remaining == 0 {
                         self.feed = Feed::RestOfLine { tag: tag.clone() };
                         continue;
+                    }
+                    if let LiteralSource::File(f) = source {
+                        let chunk = f.next_chunk(*remaining).map_err(error::usage)?;
+                        *remaining -= chunk.len() as u64;
+                        self.conn.send(chunk).await?;
+                        return Ok(Stop::More);
                     }
                     if self.input.is_empty() {
                         if self.input_eof {
@@ -546,10 +583,13 @@ impl Session {
                 }
                 Feed::RestOfLine { tag } => {
                     let tag = tag.clone();
-                    let line = match take_line(&mut self.input, self.input_eof) {
+                    let line = match self.next_segment() {
                         Some(l) => l,
-                        None if self.input_eof => Vec::new(),
-                        None => return Ok(Stop::NeedInput),
+                        None => match take_line(&mut self.input, self.input_eof) {
+                            Some(l) => l,
+                            None if self.input_eof => Vec::new(),
+                            None => return Ok(Stop::NeedInput),
+                        },
                     };
                     let mut wire = line.clone();
                     wire.extend_from_slice(b"\r\n");
@@ -561,11 +601,13 @@ impl Session {
                         .map_err(|e| error::usage(e.to_string()))?
                     {
                         Some(lit) => {
-                            self.echo_literal(lit.len);
+                            let source = self.literal_source();
+                            self.echo_literal(lit.len, source.name());
                             self.feed = Feed::Literal {
                                 tag,
                                 remaining: lit.len,
                                 await_plus: !lit.non_sync,
+                                source,
                             }
                         }
                         None => {
@@ -650,6 +692,16 @@ impl Session {
         if trimmed.is_empty() || trimmed.starts_with(b"#") {
             return Ok(());
         }
+        let expanded;
+        let line = match crate::fileliteral::split(line)
+            .map_err(|e| error::usage(format!("in the input: {e}")))?
+        {
+            Some(split) => {
+                expanded = self.expand_files(split)?;
+                &expanded[..]
+            }
+            None => line,
+        };
         let outstanding = &self.outstanding;
         let p = command::prepare(line, &mut self.tagger, |t| {
             outstanding.iter().any(|o| o.tag == t)
@@ -692,11 +744,13 @@ impl Session {
         }
         self.conn.send(&wire).await?;
         if let Some(lit) = p.literal {
-            self.echo_literal(lit.len);
+            let source = self.literal_source();
+            self.echo_literal(lit.len, source.name());
             self.feed = Feed::Literal {
                 tag: p.tag,
                 remaining: lit.len,
                 await_plus: !lit.non_sync,
+                source,
             };
         }
         Ok(())
@@ -704,9 +758,13 @@ impl Session {
 
     /// `--echo` shows literal data by its size only: it may be a message,
     /// binary, or a password.
-    fn echo_literal(&mut self, len: u64) {
+    fn echo_literal(&mut self, len: u64, file: Option<&str>) {
         if self.settings.echo {
-            self.out.echo(&format!("[{len} bytes of literal data]"));
+            let text = match file {
+                Some(name) => format!("[{len} bytes of literal data from {name}]"),
+                None => format!("[{len} bytes of literal data]"),
+            };
+            self.out.echo(&text);
         }
     }
 
@@ -761,7 +819,7 @@ impl Session {
             Meta::Say(text) => self.out.notice(&text),
             Meta::Quit => self.input_eof = true,
             Meta::Login { user, password } => {
-                if self.feed != Feed::Command || self.cont.is_some() {
+                if !matches!(self.feed, Feed::Command) || self.cont.is_some() {
                     self.out
                         .notice("\\login: the current command is not finished; nothing was sent");
                     return;
@@ -797,6 +855,9 @@ impl Session {
                     && h.kind != Kind::Continuation
                 {
                     crate::complete::learn(known, &data);
+                }
+                if h.kind != Kind::Continuation {
+                    self.caps.learn(&data);
                 }
                 self.response = Some((h, line_text(&data)));
             }
@@ -871,6 +932,7 @@ impl Session {
                 )));
             }
             let skipped = match &self.feed {
+                _ if self.sending_files() => self.drop_file_literals(),
                 Feed::Literal { remaining, .. } => {
                     let r = *remaining;
                     self.feed = Feed::Skip { remaining: r };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// The data of the literal that follows `marker` (which ends just before
 /// `{n}` or `~{n}`) in a raw capture.
-fn literal_after<'a>(capture: &'a [u8], marker: &[u8]) -> &'a [u8] {
+pub(crate) fn literal_after<'a>(capture: &'a [u8], marker: &[u8]) -> &'a [u8] {
     let at = capture
         .windows(marker.len())
         .position(|w| w == marker)

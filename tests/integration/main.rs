@@ -3,6 +3,7 @@
 
 #[cfg(unix)]
 mod dovecot_cases;
+mod fileliteral_cases;
 mod generation_cases;
 mod pipeline_cases;
 #[cfg(unix)]

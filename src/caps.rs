@@ -1,0 +1,116 @@
+//! What the server has said it supports: the capabilities of the greeting's
+//! `[CAPABILITY …]`, of `* CAPABILITY` responses and of `OK [CAPABILITY …]`
+//! after login, and the extensions `ENABLE` turned on (`* ENABLED …`).
+//!
+//! The session consults this record (file literals choose `{n+}`, `{n}` or
+//! `~{n}` by it); completion uses the same parser for command names.
+
+/// The capability atoms of a server line, in the order sent: the data of
+/// `* CAPABILITY …`, or a `[CAPABILITY …]` response code in any status
+/// response (`* OK [CAPABILITY …] ready`, `a1 OK [CAPABILITY …] Logged in`).
+/// None when the line carries no capability list. `line` is a response's
+/// first line, with or without its line end.
+pub fn parse(line: &str) -> Option<Vec<&str>> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let data = line.strip_prefix("* ").filter(|r| {
+        r.len() >= 11 && r.is_char_boundary(11) && r[..11].eq_ignore_ascii_case("CAPABILITY ")
+    });
+    let list = match data {
+        Some(r) => &r[11..],
+        None => {
+            let i = line.to_ascii_uppercase().find(" [CAPABILITY ")?;
+            let list = &line[i + 13..];
+            &list[..list.find(']')?]
+        }
+    };
+    Some(list.split_whitespace().collect())
+}
+
+/// The extensions of `* ENABLED …` (RFC 5161), None for any other line.
+fn enabled(line: &str) -> Option<Vec<&str>> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let rest = line.strip_prefix("* ")?;
+    let (word, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    word.eq_ignore_ascii_case("ENABLED")
+        .then(|| rest.split_whitespace().collect())
+}
+
+/// The server's capabilities as last announced, and what ENABLE enabled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Upper case. The latest list replaces the earlier one: capabilities
+    /// change after STARTTLS and after login.
+    list: Vec<String>,
+    /// `* ENABLED UTF8=ACCEPT`: mailbox names are UTF-8 from now on, not
+    /// modified UTF-7 (RFC 6855).
+    pub utf8_accept: bool,
+}
+
+impl Capabilities {
+    /// Records what a response's first line announces, if anything.
+    pub fn learn(&mut self, line: &[u8]) {
+        // Only the ASCII start matters; a lossy copy of a huge line is not
+        // worth making for lines that cannot be capability lists.
+        let cut = &line[..line.len().min(16 * 1024)];
+        let text = String::from_utf8_lossy(cut);
+        if let Some(caps) = parse(&text) {
+            self.list = caps.iter().map(|c| c.to_ascii_uppercase()).collect();
+        } else if let Some(exts) = enabled(&text)
+            && exts.iter().any(|e| e.eq_ignore_ascii_case("UTF8=ACCEPT"))
+        {
+            self.utf8_accept = true;
+        }
+    }
+
+    /// Whether the server announced `cap` (case-insensitive).
+    pub fn has(&self, cap: &str) -> bool {
+        self.list.iter().any(|c| c.eq_ignore_ascii_case(cap))
+    }
+
+    /// After STARTTLS nothing said in plaintext may be relied on (RFC 9051
+    /// §6.2.1): the client must ask again.
+    pub fn forget(&mut self) {
+        *self = Capabilities::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_from_data_and_response_codes() {
+        assert_eq!(
+            parse("* CAPABILITY IMAP4rev1 LITERAL+ IDLE\r\n"),
+            Some(vec!["IMAP4rev1", "LITERAL+", "IDLE"])
+        );
+        assert_eq!(
+            parse("* OK [CAPABILITY IMAP4rev1 STARTTLS] Dovecot ready."),
+            Some(vec!["IMAP4rev1", "STARTTLS"])
+        );
+        assert_eq!(
+            parse("a1 OK [CAPABILITY IMAP4rev1 BINARY] Logged in"),
+            Some(vec!["IMAP4rev1", "BINARY"])
+        );
+        assert_eq!(parse("* OK [CAPABILITY IMAP4rev1 unterminated"), None);
+        assert_eq!(parse("* 3 EXISTS"), None);
+        assert_eq!(parse("* CAPABILITIES x"), None);
+        assert_eq!(parse("* CAPABILITé x"), None);
+    }
+
+    #[test]
+    fn the_latest_list_wins_and_starttls_forgets() {
+        let mut c = Capabilities::default();
+        c.learn(b"* OK [CAPABILITY IMAP4rev1 LITERAL+ STARTTLS] hi\r\n");
+        assert!(c.has("literal+") && c.has("STARTTLS") && !c.has("BINARY"));
+        c.learn(b"* 1 EXISTS\r\n");
+        assert!(c.has("LITERAL+"));
+        c.learn(b"a1 OK [CAPABILITY IMAP4rev1 BINARY LITERAL-] Logged in\r\n");
+        assert!(c.has("BINARY") && c.has("LITERAL-") && !c.has("LITERAL+"));
+        assert!(!c.utf8_accept);
+        c.learn(b"* ENABLED CONDSTORE utf8=accept\r\n");
+        assert!(c.utf8_accept);
+        c.forget();
+        assert_eq!(c, Capabilities::default());
+    }
+}

@@ -1,0 +1,376 @@
+//! File and stdin literals: `{@path}` in a command line stands for the
+//! contents of that file, sent as a literal with its exact byte count;
+//! `{@-}` stands for stdin (only with `-c`, where stdin holds no script).
+//!
+//! The count must be on the wire before the data, and whether the data
+//! holds a NUL byte decides between `{n}` and `~{n}` (literal8, RFC 3516).
+//! So a regular file is read twice and never held in memory: a streaming
+//! scan (memchr) counts its bytes and looks for NUL before anything of the
+//! command is sent, then the data goes out in chunks. Stdin and other
+//! files that can be read only once (pipes, `<(…)`, `/dev/stdin`) are
+//! first copied to an unlinked temporary file in `$TMPDIR`, scanned on the
+//! way, then sent from there.
+//!
+//! To send the characters `{@` themselves, write `{@@`: one `@` is removed
+//! (`{@@x}` goes out as `{@x}`). A file whose name starts with `@` is
+//! named with a directory: `{@./@notes}`.
+
+use crate::caps::Capabilities;
+use crate::transport::io_text;
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::path::PathBuf;
+
+/// How much of a file is read (and sent) at a time.
+const CHUNK: usize = 128 * 1024;
+
+/// The largest literal LITERAL- lets go without waiting for `+` (RFC 7888).
+pub const LITERAL_MINUS_MAX: u64 = 4096;
+
+/// A command line cut at its `{@…}` tokens.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Split {
+    /// The text before, between and after the tokens: one more than
+    /// `files`, with every `{@@` already turned into `{@`.
+    pub texts: Vec<Vec<u8>>,
+    /// The file names as written (`-` is stdin).
+    pub files: Vec<Vec<u8>>,
+}
+
+/// Finds the `{@…}` tokens of a line; None when it has no `{@` at all (the
+/// line goes out untouched).
+pub fn split(line: &[u8]) -> Result<Option<Split>, String> {
+    if memchr::memmem::find(line, b"{@").is_none() {
+        return Ok(None);
+    }
+    let mut texts = Vec::new();
+    let mut files = Vec::new();
+    let mut text = Vec::new();
+    let mut rest = line;
+    while let Some(i) = memchr::memmem::find(rest, b"{@") {
+        text.extend_from_slice(&rest[..i]);
+        let after = &rest[i + 2..];
+        if let Some(tail) = after.strip_prefix(b"@") {
+            text.extend_from_slice(b"{@");
+            rest = tail;
+            continue;
+        }
+        let Some(close) = memchr::memchr(b'}', after) else {
+            return Err(
+                "'{@' starts a file literal, but no '}' ends the file name (to send the characters {@ themselves, write {@@)"
+                    .to_string(),
+            );
+        };
+        if close == 0 {
+            return Err("'{@}' names no file (write {@FILE}, or {@-} for stdin)".to_string());
+        }
+        files.push(after[..close].to_vec());
+        texts.push(std::mem::take(&mut text));
+        rest = &after[close + 1..];
+    }
+    text.extend_from_slice(rest);
+    texts.push(text);
+    Ok(Some(Split { texts, files }))
+}
+
+/// How a literal of `len` bytes is announced to this server: `{n+}` with
+/// LITERAL+ (or LITERAL- up to 4096 bytes), otherwise `{n}`, which waits
+/// for the server's `+`; `~{…}` (literal8) when the data holds NUL, which
+/// only a server with BINARY accepts (RFC 3516; RFC 7888 allows `~{n+}`).
+pub fn announcement(len: u64, nul: bool, caps: &Capabilities) -> Result<String, String> {
+    if nul && !caps.has("BINARY") {
+        return Err("holds NUL bytes, which only a binary literal (~{n}) can carry, and the server does not advertise BINARY (RFC 3516)".to_string());
+    }
+    let tilde = if nul { "~" } else { "" };
+    let plus = caps.has("LITERAL+") || (caps.has("LITERAL-") && len <= LITERAL_MINUS_MAX);
+    let plus = if plus { "+" } else { "" };
+    Ok(format!("{tilde}{{{len}{plus}}}"))
+}
+
+/// One file literal: counted and scanned, ready to be sent in chunks.
+#[derive(Debug)]
+pub struct FileLiteral {
+    /// The token as the user wrote it (`{@msg.eml}`), for messages.
+    pub name: String,
+    /// Exact byte count, from the scan (not from metadata).
+    pub len: u64,
+    /// The data holds at least one NUL byte.
+    pub nul: bool,
+    file: File,
+    buf: Vec<u8>,
+    /// A spool file that could not be unlinked while open (not Unix).
+    spool: Option<PathBuf>,
+}
+
+impl FileLiteral {
+    /// Opens and scans the file named in a `{@…}` token. A leading `~/`
+    /// means the home directory (the shell does not expand it inside a
+    /// quoted -c argument).
+    pub fn open(path: &[u8]) -> Result<FileLiteral, String> {
+        let name = format!("{{@{}}}", String::from_utf8_lossy(path));
+        let fail = |what: &str, e: &io::Error| format!("{name}: {what}: {}", io_text(e));
+        let path = expand_home(path);
+        let mut file = File::open(&path).map_err(|e| fail("cannot open", &e))?;
+        let meta = file.metadata().map_err(|e| fail("cannot read", &e))?;
+        if meta.is_dir() {
+            return Err(format!("{name}: is a directory"));
+        }
+        if !meta.is_file() {
+            // A pipe or a device can be read once only: keep a copy.
+            return FileLiteral::spooled(name, &mut file);
+        }
+        let (len, nul) = scan(&mut file).map_err(|e| fail("cannot read", &e))?;
+        file.rewind().map_err(|e| fail("cannot read", &e))?;
+        Ok(FileLiteral {
+            name,
+            len,
+            nul,
+            file,
+            buf: Vec::new(),
+            spool: None,
+        })
+    }
+
+    /// Copies all of `source` into a temporary file, counting and scanning
+    /// on the way, and reads the literal from there.
+    pub fn spooled(name: String, source: &mut impl Read) -> Result<FileLiteral, String> {
+        let fail = |what: &str, e: &io::Error| format!("{name}: {what}: {}", io_text(e));
+        let (mut file, spool) =
+            spool_file().map_err(|e| fail("cannot create a temporary copy", &e))?;
+        let mut buf = vec![0; CHUNK];
+        let (mut len, mut nul) = (0u64, false);
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(fail("cannot read", &e)),
+            };
+            nul = nul || memchr::memchr(0, &buf[..n]).is_some();
+            len += n as u64;
+            file.write_all(&buf[..n])
+                .map_err(|e| fail("cannot write the temporary copy", &e))?;
+        }
+        file.rewind()
+            .map_err(|e| fail("cannot read the temporary copy", &e))?;
+        Ok(FileLiteral {
+            name,
+            len,
+            nul,
+            file,
+            buf,
+            spool,
+        })
+    }
+
+    /// How this literal is announced to a server with `caps`.
+    pub fn announcement(&self, caps: &Capabilities) -> Result<String, String> {
+        announcement(self.len, self.nul, caps).map_err(|e| format!("{} {e}", self.name))
+    }
+
+    /// The next chunk of data, at most `remaining` bytes (what is still
+    /// owed on the wire). A file that got shorter since it was counted is
+    /// an error: the announced count can no longer be honoured.
+    pub fn next_chunk(&mut self, remaining: u64) -> Result<&[u8], String> {
+        let want = usize::try_from(remaining).map_or(CHUNK, |r| r.min(CHUNK));
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        let n = loop {
+            match self.file.read(&mut self.buf[..want]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("{}: cannot read: {}", self.name, io_text(&e))),
+            }
+        };
+        if n == 0 && want > 0 {
+            return Err(format!(
+                "{} got shorter while it was being sent ({remaining} of its {} bytes missing); the command cannot be completed",
+                self.name, self.len
+            ));
+        }
+        Ok(&self.buf[..n])
+    }
+}
+
+impl Drop for FileLiteral {
+    fn drop(&mut self) {
+        if let Some(p) = &self.spool {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Counts the bytes of `file` and looks for NUL, a chunk at a time.
+fn scan(file: &mut File) -> io::Result<(u64, bool)> {
+    let mut buf = vec![0; CHUNK];
+    let (mut len, mut nul) = (0u64, false);
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => return Ok((len, nul)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        nul = nul || memchr::memchr(0, &buf[..n]).is_some();
+        len += n as u64;
+    }
+}
+
+/// A new private temporary file. On Unix it is unlinked at once, so
+/// nothing is left behind whatever happens to the process; elsewhere its
+/// path is returned to be removed when the literal is dropped.
+fn spool_file() -> io::Result<(File, Option<PathBuf>)> {
+    let dir = std::env::temp_dir();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut last = io::Error::other("no name");
+    for attempt in 0..16u32 {
+        let path = dir.join(format!(
+            "imaptalk-literal-{}-{nanos}-{attempt}",
+            std::process::id()
+        ));
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(&path) {
+            Ok(file) => {
+                #[cfg(unix)]
+                {
+                    std::fs::remove_file(&path)?;
+                    return Ok((file, None));
+                }
+                #[cfg(not(unix))]
+                return Ok((file, Some(path)));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+fn expand_home(path: &[u8]) -> PathBuf {
+    if let Some(rest) = path.strip_prefix(b"~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(os_path(rest));
+    }
+    os_path(path)
+}
+
+#[cfg(unix)]
+fn os_path(bytes: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
+}
+
+#[cfg(not(unix))]
+fn os_path(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(line: &str) -> Capabilities {
+        let mut c = Capabilities::default();
+        c.learn(line.as_bytes());
+        c
+    }
+
+    #[test]
+    fn tokens_are_found_and_escapes_undone() {
+        assert_eq!(split(b"NOOP").unwrap(), None);
+        assert_eq!(split(b"X {5}").unwrap(), None);
+        let s = split(b"APPEND INBOX (\\Seen) {@msg.eml}").unwrap().unwrap();
+        assert_eq!(s.texts, [&b"APPEND INBOX (\\Seen) "[..], b""]);
+        assert_eq!(s.files, [b"msg.eml"]);
+        let s = split(b"LOGIN {@u} {@-} x").unwrap().unwrap();
+        assert_eq!(s.texts, [&b"LOGIN "[..], b" ", b" x"]);
+        assert_eq!(s.files, [&b"u"[..], b"-"]);
+        let s = split(b"SEARCH SUBJECT \"{@@x}\" {@My File.eml}")
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.texts, [&b"SEARCH SUBJECT \"{@x}\" "[..], b""]);
+        assert_eq!(s.files, [b"My File.eml"]);
+        let s = split(b"X {@@").unwrap().unwrap();
+        assert_eq!((s.texts, s.files.len()), (vec![b"X {@".to_vec()], 0));
+        assert!(split(b"APPEND INBOX {@msg").unwrap_err().contains("{@@"));
+        assert!(split(b"APPEND INBOX {@}").is_err());
+    }
+
+    #[test]
+    fn announcement_follows_the_capabilities() {
+        let plain = caps("* CAPABILITY IMAP4rev1");
+        let plus = caps("* CAPABILITY IMAP4rev1 LITERAL+ BINARY");
+        let minus = caps("* CAPABILITY IMAP4rev1 LITERAL-");
+        assert_eq!(announcement(10, false, &plain).unwrap(), "{10}");
+        assert_eq!(announcement(10, false, &plus).unwrap(), "{10+}");
+        assert_eq!(announcement(10, true, &plus).unwrap(), "~{10+}");
+        assert_eq!(announcement(4096, false, &minus).unwrap(), "{4096+}");
+        assert_eq!(announcement(4097, false, &minus).unwrap(), "{4097}");
+        assert!(
+            announcement(3, true, &minus)
+                .unwrap_err()
+                .contains("BINARY")
+        );
+        let binary_only = caps("* CAPABILITY IMAP4rev1 BINARY");
+        assert_eq!(announcement(3, true, &binary_only).unwrap(), "~{3}");
+    }
+
+    #[test]
+    fn files_are_counted_scanned_and_sent_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let mut data: Vec<u8> = (0..300_000u32).map(|i| (i % 251 + 1) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let mut f = FileLiteral::open(path.to_str().unwrap().as_bytes()).unwrap();
+        assert_eq!((f.len, f.nul), (300_000, false));
+        let mut got = Vec::new();
+        while (got.len() as u64) < f.len {
+            let remaining = f.len - got.len() as u64;
+            let c = f.next_chunk(remaining).unwrap().to_vec();
+            assert!(c.len() <= CHUNK);
+            got.extend_from_slice(&c);
+        }
+        assert_eq!(got, data);
+        data[299_999] = 0;
+        std::fs::write(&path, &data).unwrap();
+        let mut f = FileLiteral::open(path.to_str().unwrap().as_bytes()).unwrap();
+        assert!(f.nul);
+        // The file shrinks after it was counted: an error, never a short literal.
+        std::fs::write(&path, b"short").unwrap();
+        assert_eq!(f.next_chunk(300_000).unwrap(), b"short");
+        assert!(f.next_chunk(300_000 - 5).unwrap_err().contains("shorter"));
+        assert!(
+            FileLiteral::open(b"/nonexistent/x")
+                .unwrap_err()
+                .starts_with("{@/nonexistent/x}: cannot open")
+        );
+        assert!(
+            FileLiteral::open(dir.path().to_str().unwrap().as_bytes())
+                .unwrap_err()
+                .contains("directory")
+        );
+    }
+
+    #[test]
+    fn spooled_sources_are_copied_once() {
+        let data = b"a\x00b".repeat(100_000);
+        let mut f = FileLiteral::spooled("{@-}".into(), &mut &data[..]).unwrap();
+        assert_eq!((f.len, f.nul), (300_000, true));
+        let mut got = Vec::new();
+        while (got.len() as u64) < f.len {
+            let c = f.next_chunk(f.len - got.len() as u64).unwrap().to_vec();
+            got.extend_from_slice(&c);
+        }
+        assert_eq!(got, data);
+    }
+}
