@@ -3,6 +3,7 @@
 
 use crate::error;
 use crate::target::{self, IMAPS_PORT, Scheme, Target};
+use crate::transcript::Literals;
 use clap::{Parser, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -99,6 +100,16 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
+    /// Append a transcript of the session to FILE (created with mode 0600): every
+    /// line sent and received with a timestamp, and TLS and COMPRESS events.
+    /// Passwords and SASL data are written as ****.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// What the transcript keeps of literal data: all of it (escaped), or only its size.
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = Literals::Full, requires = "log")]
+    pub log_literals: Literals,
+
     /// Write a shell completion script or the man page to stdout and exit.
     #[arg(long, value_enum, value_name = "KIND", hide = true)]
     pub generate: Option<Generate>,
@@ -161,6 +172,9 @@ pub struct Settings {
     pub pipeline: bool,
     /// Where the interactive history is kept; None: in memory only.
     pub history: Option<PathBuf>,
+    /// `--log FILE`: where the transcript is appended.
+    pub log: Option<PathBuf>,
+    pub log_literals: Literals,
 }
 
 impl Cli {
@@ -253,6 +267,8 @@ impl Cli {
             echo: self.echo,
             pipeline: self.pipeline,
             history,
+            log: self.log,
+            log_literals: self.log_literals,
         })
     }
 }
@@ -312,6 +328,13 @@ mod tests {
             Some(PathBuf::from("/x/h"))
         );
         assert!(Cli::try_parse_from(["imaptalk", "--history", "f", "--no-history", "h"]).is_err());
+        assert!(Cli::try_parse_from(["imaptalk", "--log-literals", "size", "h"]).is_err());
+        let s = settings(&["--log", "/x/t", "--log-literals", "size", "h"]).unwrap();
+        assert_eq!(
+            (s.log, s.log_literals),
+            (Some(PathBuf::from("/x/t")), Literals::Size)
+        );
+        assert_eq!(settings(&["h"]).unwrap().log_literals, Literals::Full);
         assert_eq!(
             settings(&["--servername", "imap.test", "127.0.0.1:993"])
                 .unwrap()

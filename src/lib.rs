@@ -17,6 +17,7 @@
 //! - [`render`]: raw bytes for pipes, escaped and coloured text for people.
 //! - [`repl`] and [`script`]: the interactive and non-interactive drivers;
 //!   [`meta`]: the REPL's `\` meta-commands and command reference.
+//! - [`transcript`]: `--log`, the session recorded in a file.
 //! - [`generation`]: shell completions and the man page (`--generate`).
 //! - [`error`]: failure classes and exit codes.
 
@@ -39,6 +40,7 @@ pub mod repl;
 pub mod script;
 pub mod session;
 pub mod target;
+pub mod transcript;
 pub mod transport;
 
 use cli::{Cli, Input, Settings};

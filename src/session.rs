@@ -26,6 +26,7 @@ use crate::meta::{self, Meta};
 use crate::pipeline;
 use crate::render::{Output, escape_str};
 use crate::repl::{Prompt, PromptKind, PromptState};
+use crate::transcript::{Sending, Transcript};
 use crate::transport::{self, Connection, Stream, TlsSetup, secs};
 use anyhow::Result;
 use bytes::BytesMut;
@@ -162,6 +163,11 @@ impl Session {
             Security::Plain => None,
             Security::Tls | Security::StartTls => Some(TlsSetup::new(&settings)?),
         };
+        // Opened first: a bad path is a usage error, before any connection.
+        let log = match &settings.log {
+            Some(path) => Some(Transcript::open(path, settings.log_literals)?),
+            None => None,
+        };
         let (tcp, peer) = transport::connect_tcp(&settings).await?;
         let stream = match (&settings.security, &tls) {
             (Security::Tls, Some(tls)) => Stream::Tls(Box::new(
@@ -202,6 +208,14 @@ impl Session {
             next_file: None,
             stdin_used: false,
         };
+        if let Some(log) = log {
+            let connected = format!(
+                "connect {} ({})",
+                session.settings.target.display(),
+                session.conn.peer
+            );
+            session.conn.set_transcript(log, &connected);
+        }
         session.greeting().await?;
         if session.settings.security == Security::StartTls {
             session.starttls().await?;
@@ -668,17 +682,19 @@ impl Session {
             };
             let mut wire = line.to_vec();
             wire.extend_from_slice(b"\r\n");
-            self.conn.send(&wire).await?;
+            let secret = self
+                .outstanding
+                .iter()
+                .any(|o| o.tag == owner && o.name == "AUTHENTICATE");
+            self.conn
+                .send_as(&wire, Sending::Line(secret.then_some("****")))
+                .await?;
             self.cont_ready = false;
             if self.prompt.is_some() && !owner.is_empty() {
                 // The server answers next: a new `+` or the completion.
                 self.prompt_hold = Some(owner.clone());
             }
             if self.settings.echo {
-                let secret = self
-                    .outstanding
-                    .iter()
-                    .any(|o| o.tag == owner && o.name == "AUTHENTICATE");
                 let shown = if secret {
                     "****".to_string()
                 } else {
@@ -742,7 +758,11 @@ impl Session {
         if self.settings.echo {
             self.out.echo(&masked(&p));
         }
-        self.conn.send(&wire).await?;
+        // The transcript gets the masked line whenever it may hide a secret.
+        let shown = matches!(p.name.as_str(), "LOGIN" | "AUTHENTICATE").then(|| masked(&p));
+        self.conn
+            .send_as(&wire, Sending::Line(shown.as_deref()))
+            .await?;
         if let Some(lit) = p.literal {
             let source = self.literal_source();
             self.echo_literal(lit.len, source.name());

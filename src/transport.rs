@@ -4,6 +4,7 @@
 use crate::cli::Settings;
 use crate::error;
 use crate::framer::{Event, FrameError, Framer};
+use crate::transcript::{Sending, Transcript};
 use anyhow::Result;
 use std::io;
 use std::pin::Pin;
@@ -83,6 +84,8 @@ pub struct Connection {
     /// Where the TCP connection ended up, for messages.
     pub peer: String,
     eof: bool,
+    /// `--log`: everything sent and received is recorded here.
+    log: Option<Transcript>,
 }
 
 impl Connection {
@@ -92,6 +95,23 @@ impl Connection {
             framer: Framer::new(),
             peer,
             eof: false,
+            log: None,
+        }
+    }
+
+    /// Starts recording the session (`--log`), from its connect event.
+    pub fn set_transcript(&mut self, mut log: Transcript, connected: &str) {
+        log.event(connected);
+        if let Some(tls) = self.tls_summary() {
+            log.event(&format!("tls {tls}"));
+        }
+        self.log = Some(log);
+    }
+
+    /// Records an event in the transcript, if there is one.
+    pub fn log_event(&mut self, text: &str) {
+        if let Some(log) = &mut self.log {
+            log.event(text);
         }
     }
 
@@ -107,7 +127,11 @@ impl Connection {
 
     /// The next event from bytes already received, if any.
     pub fn next_event(&mut self) -> Result<Option<Event>, FrameError> {
-        self.framer.next_event()
+        let ev = self.framer.next_event()?;
+        if let (Some(log), Some(ev)) = (&mut self.log, &ev) {
+            log.server(ev);
+        }
+        Ok(ev)
     }
 
     /// Reads more from the server. Returns `Ok(false)` when the server has
@@ -116,6 +140,9 @@ impl Connection {
     pub async fn fill(&mut self) -> Result<bool> {
         if self.eof {
             return Ok(false);
+        }
+        if let Some(log) = &mut self.log {
+            log.flush();
         }
         let buf = self.framer.buffer_mut();
         buf.reserve(READ_SIZE);
@@ -138,6 +165,7 @@ impl Connection {
         };
         if n == 0 {
             self.eof = true;
+            self.log_event("close by server");
             self.framer
                 .finish()
                 .map_err(|e| error::lost(e.to_string()))?;
@@ -148,6 +176,16 @@ impl Connection {
 
     /// Sends bytes and flushes them (TLS buffers records until flushed).
     pub async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.send_as(bytes, Sending::More).await
+    }
+
+    /// Sends bytes, telling the transcript what they are (a new line, which
+    /// may be shown masked).
+    pub async fn send_as(&mut self, bytes: &[u8], sending: Sending<'_>) -> Result<()> {
+        if let Some(log) = &mut self.log {
+            log.client(bytes, sending);
+            log.flush();
+        }
         let peer = self.peer.clone();
         let s = self.stream().map_err(|e| error::lost(e.to_string()))?;
         let r = async {
@@ -176,6 +214,9 @@ impl Connection {
         let tls_stream = handshake(tcp, tls, timeout).await?;
         self.stream = Some(Stream::Tls(Box::new(tls_stream)));
         self.framer = Framer::new();
+        if let Some(tls) = self.tls_summary() {
+            self.log_event(&format!("tls {tls} (STARTTLS)"));
+        }
         Ok(())
     }
 
@@ -183,6 +224,7 @@ impl Connection {
     pub async fn shutdown(&mut self) {
         if let Some(mut s) = self.stream.take() {
             let _ = tokio::time::timeout(Duration::from_secs(1), s.shutdown()).await;
+            self.log_event("close");
         }
     }
 
@@ -426,6 +468,12 @@ fn presented_name(p: &str) -> String {
 
 /// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`, without a date crate.
 pub fn date(secs: u64) -> String {
+    let (y, m, d, h, mi, s) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
+}
+
+/// A Unix time as (year, month, day, hour, minute, second) in UTC.
+pub fn civil(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -438,12 +486,7 @@ pub fn date(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// `--insecure`: accept any certificate, but still check the handshake

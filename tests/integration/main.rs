@@ -11,3 +11,4 @@ mod pty_cases;
 mod scripted_cases;
 mod support;
 mod tls_cases;
+mod transcript_cases;

@@ -1,0 +1,569 @@
+//! `--log FILE`: a transcript of the whole session, appended to FILE, one
+//! record per line, for a person to read and a script to parse.
+//!
+//! ```text
+//! 2026-11-21T10:00:00.123Z *: connect 127.0.0.1:143 (127.0.0.1:143)
+//! 2026-11-21T10:00:00.125Z S: * OK [CAPABILITY IMAP4rev1 …] Dovecot ready.
+//! 2026-11-21T10:00:00.130Z C: a1 LOGIN alice ****
+//! 2026-11-21T10:00:00.140Z S: * 1 FETCH (BODY[] {17}
+//! 2026-11-21T10:00:00.140Z S# literal 17 bytes
+//! 2026-11-21T10:00:00.140Z S+ Subject: hi
+//! 2026-11-21T10:00:00.140Z S- \x0d\x0ahi
+//! 2026-11-21T10:00:00.140Z S: )
+//! ```
+//!
+//! Each record is `TIMESTAMP SP SOURCE MARK SP TEXT`. The marks say how the
+//! text maps back to bytes: `:` (a line) and `+` (a line of literal data)
+//! had a CRLF after the text; `-` had nothing after it (a piece of a longer
+//! line, a line ending in a bare LF, the last bytes of a literal); `#`
+//! announces a literal. The text is escaped so that every record stays on
+//! one line and the bytes can be recovered exactly ([`unescape`]): `\\` is
+//! a backslash, `\xNN` a byte, and every other character stands for its
+//! UTF-8 bytes. The README has the full grammar.
+//!
+//! Secrets never reach the file: the session passes the masked form of a
+//! LOGIN or AUTHENTICATE line (`command::masked`) and `****` for SASL
+//! responses, and the literal data and the rest of the line of such a
+//! command are left out.
+
+use crate::command;
+use crate::error;
+use crate::framer::{Event, LineEnd, strip_line_end};
+use crate::transport::{civil, io_text};
+use anyhow::Result;
+use std::fmt::Write as _;
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `--log-literals`: what of a literal's data the transcript keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Literals {
+    /// The data, escaped, split at its line ends.
+    Full,
+    /// Only the size (messages can be large, or private).
+    Size,
+}
+
+/// What the session is sending, for [`Transcript::client`].
+#[derive(Clone, Copy, Debug)]
+pub enum Sending<'a> {
+    /// A new command line or continuation response. `Some` is shown in its
+    /// place and makes it secret: its literal data and the rest of the
+    /// command line are left out too.
+    Line(Option<&'a str>),
+    /// More of what is being sent: literal data, the rest of a command line.
+    More,
+}
+
+/// A piece of literal data without a line end is written out once it is
+/// this long, so an endless binary literal costs bounded memory.
+const PIECE: usize = 4096;
+
+/// One direction of the conversation: the unfinished last line of literal
+/// data, and (client side) where the bytes sent stand.
+#[derive(Default)]
+struct Side {
+    pending: Vec<u8>,
+    /// Client side: literal bytes still to come after an announcement.
+    literal: u64,
+    /// Client side: the command being sent carries a secret (LOGIN,
+    /// AUTHENTICATE): its literal data and the rest of its line are left out.
+    secret: bool,
+}
+
+pub struct Transcript {
+    out: Box<dyn Write>,
+    literals: Literals,
+    /// Shown in the warning when writing fails.
+    name: String,
+    /// Writing failed once: warned, and nothing more is written.
+    failed: bool,
+    server: Side,
+    client: Side,
+}
+
+impl Transcript {
+    /// Opens FILE for appending, creating it readable by its owner only: it
+    /// holds mail and mailbox names even though passwords are redacted.
+    pub fn open(path: &Path, literals: Literals) -> Result<Transcript> {
+        let mut options = OpenOptions::new();
+        options.append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(path)
+            .map_err(|e| error::usage(format!("--log {}: {}", path.display(), io_text(&e))))?;
+        Ok(Transcript::to_writer(
+            Box::new(BufWriter::with_capacity(64 * 1024, file)),
+            literals,
+            path.display().to_string(),
+        ))
+    }
+
+    pub fn to_writer(out: Box<dyn Write>, literals: Literals, name: String) -> Transcript {
+        Transcript {
+            out,
+            literals,
+            name,
+            failed: false,
+            server: Side::default(),
+            client: Side::default(),
+        }
+    }
+
+    /// Something that happened to the connection: connect, TLS, COMPRESS, close.
+    pub fn event(&mut self, text: &str) {
+        self.record("*:", text.as_bytes());
+    }
+
+    /// A piece of the server's output, as the framer handed it out.
+    pub fn server(&mut self, ev: &Event) {
+        match ev {
+            Event::Line { data, end, .. } => {
+                self.line('S', data);
+                if let LineEnd::Literal { len, .. } = end {
+                    self.literal_header('S', *len, false);
+                }
+            }
+            Event::Literal { data, remaining } => {
+                if self.literals == Literals::Full {
+                    let mut side = std::mem::take(&mut self.server);
+                    self.literal_data('S', &mut side, data, *remaining == 0);
+                    self.server = side;
+                }
+            }
+        }
+    }
+
+    /// Bytes sent to the server. Literal announcements are read from the
+    /// bytes, so literal data is recognised whatever `sending` says.
+    pub fn client(&mut self, bytes: &[u8], sending: Sending) {
+        let mut side = std::mem::take(&mut self.client);
+        let mut shown = None;
+        if let Sending::Line(masked) = sending {
+            // A new line: whatever a refused literal left is over.
+            side.literal = 0;
+            side.pending.clear();
+            side.secret = masked.is_some();
+            shown = masked;
+        }
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if side.literal > 0 {
+                let take = usize::try_from(side.literal).map_or(rest.len(), |l| l.min(rest.len()));
+                let (data, after) = rest.split_at(take);
+                rest = after;
+                side.literal -= take as u64;
+                if !side.secret && self.literals == Literals::Full {
+                    let last = side.literal == 0;
+                    self.literal_data('C', &mut side, data, last);
+                }
+                continue;
+            }
+            let Some(i) = memchr::memchr(b'\n', rest) else {
+                side.pending.extend_from_slice(rest);
+                if side.pending.len() > PIECE {
+                    let piece = std::mem::take(&mut side.pending);
+                    self.record("C-", &piece);
+                }
+                break;
+            };
+            let mut line = std::mem::take(&mut side.pending);
+            line.extend_from_slice(&rest[..=i]);
+            rest = &rest[i + 1..];
+            match shown.take() {
+                Some(text) => self.record("C:", text.as_bytes()),
+                None if side.secret && !strip_line_end(&line).is_empty() => {
+                    self.record("C:", b"****")
+                }
+                None => self.line('C', &line),
+            }
+            match command::trailing_literal(strip_line_end(&line)) {
+                Ok(Some(lit)) => {
+                    side.literal = lit.len;
+                    self.literal_header('C', lit.len, side.secret);
+                }
+                _ => side.secret = false,
+            }
+        }
+        self.client = side;
+    }
+
+    /// Writes what is buffered to the file (before the session waits).
+    pub fn flush(&mut self) {
+        if self.failed {
+            return;
+        }
+        if let Err(e) = self.out.flush() {
+            self.fail(&e);
+        }
+    }
+
+    /// A protocol line with its line end (or a piece of a long line).
+    fn line(&mut self, source: char, data: &[u8]) {
+        match data.strip_suffix(b"\r\n") {
+            Some(text) => self.record(&format!("{source}:"), text),
+            None => self.record(&format!("{source}-"), data),
+        }
+    }
+
+    fn literal_header(&mut self, source: char, len: u64, redacted: bool) {
+        let mut text = format!("literal {len} bytes");
+        if redacted {
+            text.push_str(" redacted");
+        } else if self.literals == Literals::Size {
+            text.push_str(" not logged");
+        }
+        self.record(&format!("{source}#"), text.as_bytes());
+    }
+
+    /// Literal data split at its line ends; `last` ends the literal.
+    fn literal_data(&mut self, source: char, side: &mut Side, data: &[u8], last: bool) {
+        let mut rest = data;
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            side.pending.extend_from_slice(&rest[..=i]);
+            rest = &rest[i + 1..];
+            let line = std::mem::take(&mut side.pending);
+            match line.strip_suffix(b"\r\n") {
+                Some(text) => self.record(&format!("{source}+"), text),
+                None => self.record(&format!("{source}-"), &line),
+            }
+        }
+        side.pending.extend_from_slice(rest);
+        if (last && !side.pending.is_empty()) || side.pending.len() > PIECE {
+            let piece = std::mem::take(&mut side.pending);
+            self.record(&format!("{source}-"), &piece);
+        }
+    }
+
+    fn record(&mut self, mark: &str, bytes: &[u8]) {
+        if self.failed {
+            return;
+        }
+        let mut line = timestamp(SystemTime::now());
+        line.push(' ');
+        line.push_str(mark);
+        line.push(' ');
+        escape(bytes, &mut line);
+        line.push('\n');
+        if let Err(e) = self.out.write_all(line.as_bytes()) {
+            self.fail(&e);
+        }
+    }
+
+    /// The session matters more than its record: a full disk stops the
+    /// transcript, with a warning, and the session goes on.
+    fn fail(&mut self, e: &std::io::Error) {
+        self.failed = true;
+        eprintln!(
+            "imaptalk: warning: cannot write the transcript to {}: {}; it stops here",
+            self.name,
+            io_text(e)
+        );
+    }
+}
+
+impl Drop for Transcript {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds: `2026-11-21T10:00:00.123Z`.
+pub fn timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (y, mo, day, h, mi, s) = civil(d.as_secs());
+    format!(
+        "{y:04}-{mo:02}-{day:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+        d.subsec_millis()
+    )
+}
+
+/// Characters that could break a record or mislead a reader (controls,
+/// invisible and bidi formatting, line and paragraph separators) are
+/// written as the `\xNN` of their bytes.
+fn as_is(c: char) -> bool {
+    match c {
+        ' '..='~' => c != '\\',
+        '\0'..='\u{9f}' => false,
+        '\u{ad}'
+        | '\u{061c}'
+        | '\u{180e}'
+        | '\u{200b}'..='\u{200f}'
+        | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}'
+        | '\u{feff}'
+        | '\u{fff9}'..='\u{fffb}' => false,
+        _ => true,
+    }
+}
+
+/// Escapes bytes for a record (see the module documentation).
+pub fn escape(bytes: &[u8], out: &mut String) {
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if as_is(c) {
+                out.push(c);
+            } else if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+}
+
+/// The bytes a record's text stands for; None if it is not a valid escape.
+pub fn unescape(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&b, after)) = rest.split_first() {
+        rest = after;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match rest {
+            [b'\\', after @ ..] => {
+                out.push(b'\\');
+                rest = after;
+            }
+            [b'x', h, l, after @ ..] => {
+                let hex = std::str::from_utf8(&[*h, *l]).ok()?.to_owned();
+                out.push(u8::from_str_radix(&hex, 16).ok()?);
+                rest = after;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sending::{Line, More};
+    use super::*;
+    use crate::framer::Framer;
+    use proptest::prelude::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn transcript(literals: Literals) -> (Transcript, Shared) {
+        let shared = Shared::default();
+        let t = Transcript::to_writer(Box::new(shared.clone()), literals, "test".into());
+        (t, shared)
+    }
+
+    /// The records without their timestamps.
+    fn records(shared: &Shared) -> Vec<String> {
+        let text = String::from_utf8(shared.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| {
+                let (ts, rest) = l.split_once(' ').unwrap();
+                assert_eq!(ts.len(), 24, "{ts}");
+                rest.to_string()
+            })
+            .collect()
+    }
+
+    fn frame_into(t: &mut Transcript, bytes: &[u8], chunk: usize) {
+        let mut f = Framer::new();
+        for piece in bytes.chunks(chunk) {
+            f.buffer_mut().extend_from_slice(piece);
+            while let Some(ev) = f.next_event().unwrap() {
+                t.server(&ev);
+            }
+        }
+    }
+
+    /// The server's bytes back from the records.
+    fn server_bytes(records: &[String]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in records {
+            let (mark, text) = r.split_at(3);
+            let bytes = unescape(text).unwrap();
+            match mark {
+                "S: " | "S+ " => {
+                    out.extend_from_slice(&bytes);
+                    out.extend_from_slice(b"\r\n");
+                }
+                "S- " => out.extend_from_slice(&bytes),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_milliseconds() {
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_795_255_200_123);
+        assert_eq!(timestamp(t), "2026-11-21T10:00:00.123Z");
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn escapes_keep_one_record_per_line() {
+        let mut s = String::new();
+        escape("a\\b\t\x1b[31m\r\n日本\u{202e}\u{2028}".as_bytes(), &mut s);
+        assert_eq!(
+            s,
+            "a\\\\b\\x09\\x1b[31m\\x0d\\x0a日本\\xe2\\x80\\xae\\xe2\\x80\\xa8"
+        );
+        let mut s = String::new();
+        escape(b"\xff\xc3", &mut s);
+        assert_eq!(s, "\\xff\\xc3");
+        assert_eq!(unescape("\\x4"), None);
+        assert_eq!(unescape("\\q"), None);
+    }
+
+    #[test]
+    fn server_lines_and_literals() {
+        let (mut t, shared) = transcript(Literals::Full);
+        frame_into(
+            &mut t,
+            b"* OK ready\r\n* 1 FETCH (BODY[] {17}\r\nSubject: hi\r\n\r\nhi)\r\nbare\n",
+            5,
+        );
+        assert_eq!(
+            records(&shared),
+            [
+                "S: * OK ready",
+                "S: * 1 FETCH (BODY[] {17}",
+                "S# literal 17 bytes",
+                "S+ Subject: hi",
+                "S+ ",
+                "S- hi",
+                "S: )",
+                "S- bare\\x0a",
+            ]
+        );
+    }
+
+    #[test]
+    fn size_only_literals() {
+        let (mut t, shared) = transcript(Literals::Size);
+        frame_into(&mut t, b"* 1 FETCH (BODY[] {3}\r\nabc)\r\n", 64);
+        assert_eq!(
+            records(&shared),
+            [
+                "S: * 1 FETCH (BODY[] {3}",
+                "S# literal 3 bytes not logged",
+                "S: )"
+            ]
+        );
+    }
+
+    #[test]
+    fn client_secrets_never_reach_the_file() {
+        let (mut t, shared) = transcript(Literals::Full);
+        t.client(
+            b"a1 LOGIN alice {10}\r\n",
+            Line(Some("a1 LOGIN alice ****")),
+        );
+        t.client(b"wonder", More);
+        t.client(b"land", More);
+        t.client(b"\r\n", More);
+        t.client(
+            b"a2 AUTHENTICATE PLAIN\r\n",
+            Line(Some("a2 AUTHENTICATE PLAIN")),
+        );
+        t.client(b"AGFsaWNlAHNlY3JldA==\r\n", Line(Some("****")));
+        t.client(b"a3 LOGIN {5}\r\n", Line(Some("a3 LOGIN {5} ****")));
+        t.client(b"alice", More);
+        t.client(b" secret\r\n", More);
+        t.client(b"a4 APPEND INBOX {4+}\r\nab\r\n\r\n", Line(None));
+        let text = String::from_utf8(shared.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("wonder") && !text.contains("land"), "{text}");
+        assert!(
+            !text.contains("AGFsaWNl") && !text.contains("secret"),
+            "{text}"
+        );
+        assert_eq!(
+            records(&shared),
+            [
+                "C: a1 LOGIN alice ****",
+                "C# literal 10 bytes redacted",
+                "C: ",
+                "C: a2 AUTHENTICATE PLAIN",
+                "C: ****",
+                "C: a3 LOGIN {5} ****",
+                "C# literal 5 bytes redacted",
+                "C: ****",
+                "C: a4 APPEND INBOX {4+}",
+                "C# literal 4 bytes",
+                "C+ ab",
+                "C: ",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_command_ends_a_refused_literal() {
+        let (mut t, shared) = transcript(Literals::Full);
+        t.client(
+            b"a1 LOGIN alice {10}\r\n",
+            Line(Some("a1 LOGIN alice ****")),
+        );
+        t.client(b"a2 NOOP\r\n", Line(None));
+        t.client(b"a3 NOOP\r\n", More);
+        assert_eq!(
+            records(&shared)[2..],
+            ["C: a2 NOOP".to_string(), "C: a3 NOOP".to_string()]
+        );
+    }
+
+    #[test]
+    fn long_binary_literals_are_cut_into_pieces() {
+        let (mut t, shared) = transcript(Literals::Full);
+        let mut input = b"* 1 FETCH (BINARY[] ~{10000}\r\n".to_vec();
+        input.extend(std::iter::repeat_n(0u8, 10_000));
+        input.extend_from_slice(b")\r\n");
+        frame_into(&mut t, &input, 3000);
+        let recs = records(&shared);
+        assert!(recs.iter().all(|r| r.len() < 4 * PIECE + 3000 * 4 + 10));
+        assert_eq!(server_bytes(&recs), input);
+    }
+
+    proptest! {
+        #[test]
+        fn escape_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut s = String::new();
+            escape(&bytes, &mut s);
+            prop_assert!(!s.contains('\n') && !s.contains('\r'));
+            prop_assert_eq!(unescape(&s), Some(bytes));
+        }
+
+        #[test]
+        fn server_bytes_come_back_exactly(
+            body in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a'), Just(0xffu8)], 0..300),
+            chunk in 1usize..50,
+        ) {
+            let mut input = format!("* 1 FETCH (BODY[] {{{}}}\r\n", body.len()).into_bytes();
+            input.extend_from_slice(&body);
+            input.extend_from_slice(b")\r\n* OK x\n");
+            let (mut t, shared) = transcript(Literals::Full);
+            frame_into(&mut t, &input, chunk);
+            prop_assert_eq!(server_bytes(&records(&shared)), input);
+        }
+    }
+}
