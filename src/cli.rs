@@ -82,6 +82,14 @@ pub struct Cli {
     #[arg(long)]
     pub raw: bool,
 
+    /// On a terminal, show long literals in full instead of their first lines.
+    #[arg(long)]
+    pub full: bool,
+
+    /// No progress bar on stderr for big literals written to a file or pipe.
+    #[arg(long)]
+    pub quiet: bool,
+
     /// Also copy every line sent to the server to stderr (passwords masked).
     #[arg(long)]
     pub echo: bool,
@@ -170,6 +178,10 @@ pub struct Settings {
     pub echo: bool,
     /// Script mode: send commands without waiting for each completion.
     pub pipeline: bool,
+    /// On a terminal, show long literals in full.
+    pub full: bool,
+    /// No progress bar for big literals.
+    pub quiet: bool,
     /// Where the interactive history is kept; None: in memory only.
     pub history: Option<PathBuf>,
     /// `--log FILE`: where the transcript is appended.
@@ -266,6 +278,8 @@ impl Cli {
             color,
             echo: self.echo,
             pipeline: self.pipeline,
+            full: self.full,
+            quiet: self.quiet,
             history,
             log: self.log,
             log_literals: self.log_literals,

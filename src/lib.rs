@@ -14,7 +14,9 @@
 //! - [`session`]: the conversation: greeting, STARTTLS, outstanding tags,
 //!   continuations, the end of input and LOGOUT; [`pipeline`]: which
 //!   script commands `--pipeline` may send before earlier ones complete.
-//! - [`render`]: raw bytes for pipes, escaped and coloured text for people.
+//! - [`render`]: raw bytes for pipes, escaped and coloured text for people
+//!   (long literals cut short on a terminal); [`progress`]: the progress
+//!   bar for big literals going to a file.
 //! - [`repl`] and [`script`]: the interactive and non-interactive drivers;
 //!   [`meta`]: the REPL's `\` meta-commands and command reference.
 //! - [`transcript`]: `--log`, the session recorded in a file.
@@ -35,6 +37,7 @@ pub mod framer;
 pub mod generation;
 pub mod meta;
 pub mod pipeline;
+pub mod progress;
 pub mod render;
 pub mod repl;
 pub mod script;
@@ -80,8 +83,9 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
             let (repl, rx) = repl::Repl::start(settings.history.clone(), settings.color)?;
             let out = if settings.render {
                 Output::text(settings.color, TextSink::Printer(repl.printer.clone()))
+                    .with_full_literals(settings.full)
             } else {
-                Output::raw()
+                Output::raw().with_progress(progress::Progress::new(settings.quiet))
             };
             let result = async {
                 let known = Some(repl.known.clone());
@@ -96,8 +100,9 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
         Input::Stdin | Input::Commands(_) => {
             let out = if settings.render {
                 Output::text(settings.color, TextSink::Stdout(std::io::stdout()))
+                    .with_full_literals(settings.full)
             } else {
-                Output::raw()
+                Output::raw().with_progress(progress::Progress::new(settings.quiet))
             };
             let rx = match &settings.input {
                 Input::Commands(c) => script::commands(c),

@@ -8,8 +8,14 @@
 //! byte is shown escaped (`\x1b`, `\u{202e}`, `\xff`), and only line feeds
 //! and tabs pass. Raw mode is the opposite: nothing added, nothing removed,
 //! so `> out.txt` is a faithful capture.
+//!
+//! A person cannot read a 20 MiB attachment scrolling by, and the
+//! terminal takes long to draw it: a literal over [`CUT_LITERAL`] bytes is
+//! shown by its first lines and a note (unless `--full`). The framing is
+//! untouched: the rest of the literal is read, just not drawn.
 
 use crate::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
+use crate::progress::Progress;
 use anstyle::{AnsiColor, Style};
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Stdout, Write};
@@ -35,11 +41,73 @@ struct Text {
     /// Style of the line being rendered (the first line of a response).
     style: Option<Style>,
     sink: TextSink,
+    /// `--full`: never cut a literal short.
+    full: bool,
+    /// The literal being received is cut short.
+    cut: Option<Cut>,
+}
+
+/// On a terminal, a literal longer than this is cut short (unless `--full`).
+pub const CUT_LITERAL: u64 = 64 * 1024;
+/// How much of a cut literal is shown: this many lines, or bytes, which
+/// ever comes first.
+const HEAD_LINES: usize = 40;
+const HEAD_BYTES: usize = 8 * 1024;
+
+/// How much of a long literal has been shown.
+struct Cut {
+    len: u64,
+    lines: usize,
+    shown: usize,
+    hiding: bool,
+}
+
+impl Cut {
+    fn new(len: u64) -> Cut {
+        Cut {
+            len,
+            lines: 0,
+            shown: 0,
+            hiding: false,
+        }
+    }
+
+    /// How many bytes at the start of this chunk are shown.
+    fn take(&mut self, data: &[u8]) -> usize {
+        if self.hiding {
+            return 0;
+        }
+        let mut end = data.len().min(HEAD_BYTES - self.shown);
+        for i in memchr::memchr_iter(b'\n', &data[..end]) {
+            self.lines += 1;
+            if self.lines == HEAD_LINES {
+                end = i + 1;
+                break;
+            }
+        }
+        self.shown += end;
+        self.hiding = self.lines >= HEAD_LINES || self.shown >= HEAD_BYTES;
+        end
+    }
+
+    fn note(&self) -> String {
+        use indicatif::HumanBytes;
+        format!(
+            "[imaptalk: literal of {} cut short: {} shown; --full shows it all, --raw or a redirect (> file) gives the exact bytes]",
+            HumanBytes(self.len),
+            match self.lines {
+                0 => HumanBytes(self.shown as u64).to_string(),
+                1 => "1 line".to_string(),
+                n => format!("{n} lines"),
+            }
+        )
+    }
 }
 
 /// All output of a run: server data and the client's own notices.
 pub struct Output {
     mode: Mode,
+    progress: Progress,
 }
 
 impl Output {
@@ -48,7 +116,22 @@ impl Output {
     pub fn raw() -> Output {
         Output {
             mode: Mode::Raw(BufWriter::with_capacity(128 * 1024, io::stdout())),
+            progress: Progress::off(),
         }
+    }
+
+    /// Shows a progress bar for big literals where `progress` says so.
+    pub fn with_progress(mut self, progress: Progress) -> Output {
+        self.progress = progress;
+        self
+    }
+
+    /// `--full`: on a terminal, show long literals in full.
+    pub fn with_full_literals(mut self, full: bool) -> Output {
+        if let Mode::Text(t) = &mut self.mode {
+            t.full = full;
+        }
+        self
     }
 
     pub fn text(color: bool, sink: TextSink) -> Output {
@@ -59,11 +142,15 @@ impl Output {
                 pending: String::new(),
                 style: None,
                 sink,
+                full: false,
+                cut: None,
             }),
+            progress: Progress::off(),
         }
     }
 
     pub fn event(&mut self, ev: &Event) -> io::Result<()> {
+        self.progress.event(ev);
         match &mut self.mode {
             Mode::Raw(w) => match ev {
                 Event::Line { data, .. } | Event::Literal { data, .. } => w.write_all(data),
@@ -113,7 +200,7 @@ impl Output {
                 };
                 let _ = tx.send(line);
             }
-            _ => eprintln!("imaptalk: {msg}"),
+            _ => self.progress.suspend(|| eprintln!("imaptalk: {msg}")),
         }
     }
 
@@ -127,7 +214,7 @@ impl Output {
             }) => {
                 let _ = tx.send(text.to_string());
             }
-            _ => eprintln!("{text}"),
+            _ => self.progress.suspend(|| eprintln!("{text}")),
         }
     }
 
@@ -164,13 +251,37 @@ impl Text {
                     self.pending.push('\n');
                     self.style = None;
                 }
-            }
-            Event::Literal { data, remaining } => {
-                self.escaper.push(data, &mut self.pending);
-                if *remaining == 0 {
-                    self.escaper.finish(&mut self.pending);
+                if let LineEnd::Literal { len, .. } = end
+                    && *len > CUT_LITERAL
+                    && !self.full
+                {
+                    self.cut = Some(Cut::new(*len));
                 }
             }
+            Event::Literal { data, remaining } => {
+                let shown = self.cut.as_mut().map_or(data.len(), |c| c.take(data));
+                self.escaper.push(&data[..shown], &mut self.pending);
+                if *remaining == 0 {
+                    self.escaper.finish(&mut self.pending);
+                    if let Some(cut) = self.cut.take().filter(|c| c.hiding) {
+                        self.cut_note(&cut);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Says on a line of its own that a literal was cut short.
+    fn cut_note(&mut self, cut: &Cut) {
+        if !self.pending.is_empty() && !self.pending.ends_with('\n') {
+            self.pending.push('\n');
+        }
+        let note = cut.note();
+        if self.color {
+            let s = Style::new().dimmed();
+            let _ = writeln!(self.pending, "{}{note}{}", s.render(), s.render_reset());
+        } else {
+            let _ = writeln!(self.pending, "{note}");
         }
     }
 
@@ -334,6 +445,78 @@ mod tests {
         );
         assert_eq!(esc(&[b"bare\rcr \xff\x00"]), "bare\\x0dcr \\xff\\x00");
         assert_eq!(esc(&["日本語 ok".as_bytes()]), "日本語 ok");
+    }
+
+    /// Renders a FETCH of a literal of `lines` numbered lines, delivered
+    /// in chunks of `chunk` bytes, as a terminal would show it.
+    fn render_literal(lines: usize, chunk: usize, full: bool) -> String {
+        use bytes::Bytes;
+        let body: String = (1..=lines).map(|i| format!("line {i:05}\r\n")).collect();
+        let len = body.len() as u64;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut out = Output::text(false, TextSink::Printer(tx)).with_full_literals(full);
+        let head = format!("* 1 FETCH (BODY[] {{{len}}}\r\n");
+        out.event(&Event::Line {
+            data: Bytes::from(head),
+            head: None,
+            end: LineEnd::Literal { len, binary: false },
+        })
+        .unwrap();
+        let mut remaining = len;
+        for piece in body.as_bytes().chunks(chunk) {
+            remaining -= piece.len() as u64;
+            out.event(&Event::Literal {
+                data: Bytes::copy_from_slice(piece),
+                remaining,
+            })
+            .unwrap();
+        }
+        out.event(&Event::Line {
+            data: Bytes::from_static(b")\r\n"),
+            head: None,
+            end: LineEnd::Response,
+        })
+        .unwrap();
+        out.finish().unwrap();
+        drop(out);
+        rx.iter().collect()
+    }
+
+    #[test]
+    fn a_long_literal_is_cut_short_on_a_terminal() {
+        // 12 bytes a line: 10,000 lines are 120,000 bytes, over the limit.
+        for chunk in [1, 7, 4096, 200_000] {
+            let text = render_literal(10_000, chunk, false);
+            assert!(text.contains("line 00040\n"), "{chunk}: {text}");
+            assert!(!text.contains("line 00041"), "{chunk}: {text}");
+            assert!(
+                text.ends_with(
+                    "line 00040\n[imaptalk: literal of 117.19 KiB cut short: 40 lines shown; --full shows it all, --raw or a redirect (> file) gives the exact bytes]\n)\n"
+                ),
+                "{chunk}: {text}"
+            );
+        }
+        // Under the limit, or with --full: all of it.
+        let text = render_literal(5_000, 4096, false);
+        assert!(text.ends_with("line 05000\n)\n"), "{text}");
+        let text = render_literal(10_000, 4096, true);
+        assert!(text.ends_with("line 10000\n)\n"), "{text}");
+        assert!(!text.contains("cut short"));
+    }
+
+    #[test]
+    fn a_long_literal_without_line_ends_is_cut_by_size() {
+        let mut c = Cut::new(1 << 30);
+        assert_eq!(c.take(&[b'x'; 5000]), 5000);
+        assert_eq!(c.take(&[b'x'; 5000]), HEAD_BYTES - 5000);
+        assert!(c.hiding);
+        assert_eq!(c.take(b"more\n"), 0);
+        assert!(
+            c.note()
+                .contains("literal of 1.00 GiB cut short: 8.00 KiB shown"),
+            "{}",
+            c.note()
+        );
     }
 
     #[test]

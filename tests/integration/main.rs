@@ -5,6 +5,8 @@
 mod dovecot_cases;
 mod fileliteral_cases;
 mod generation_cases;
+#[cfg(unix)]
+mod literal_display_cases;
 mod pipeline_cases;
 #[cfg(unix)]
 mod pty_cases;
