@@ -78,6 +78,10 @@ fn line_alone(line: &[u8]) -> bool {
     if trimmed.is_empty() || trimmed.starts_with(b"#") {
         return false;
     }
+    // A file literal ({@FILE}) becomes a literal when the line is sent.
+    if memchr::memmem::find(line, b"{@").is_some() {
+        return true;
+    }
     match command::prepare(line, &mut Tagger::new("p"), |_| false) {
         Ok(p) => alone(&p.name, p.literal.is_some()),
         Err(_) => true,
@@ -128,6 +132,7 @@ mod tests {
         assert!(!may(b"x1 IDLE", 3, false));
         assert!(!may(b"APPEND INBOX {5}", 3, false));
         assert!(!may(b"APPEND INBOX {5+}", 3, false));
+        assert!(!may(b"APPEND INBOX {@msg.eml}", 3, false));
         // A bad literal count: the error comes when it would without pipelining.
         assert!(!may(b"APPEND INBOX {99999999999999999999999}", 3, false));
         assert!(may(b"# comment", 3, false));
