@@ -62,6 +62,11 @@ impl Capabilities {
         }
     }
 
+    /// The capabilities as announced (upper case); empty before any list.
+    pub fn list(&self) -> &[String] {
+        &self.list
+    }
+
     /// Whether the server announced `cap` (case-insensitive).
     pub fn has(&self, cap: &str) -> bool {
         self.list.iter().any(|c| c.eq_ignore_ascii_case(cap))

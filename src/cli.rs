@@ -29,7 +29,8 @@ use std::time::Duration;
         imaptalk host:993 -c 'LOGIN alice secret' -c 'STATUS INBOX (MESSAGES UNSEEN)'\n\n\
         Exit codes: 0 ok; 1 a command completed NO or BAD (script and -c mode); \
         2 usage or script error; 3 could not connect (DNS, TCP, TLS, certificate, \
-        STARTTLS, greeting BYE); 4 connection lost, protocol error or timeout."
+        STARTTLS, greeting BYE); 4 connection lost, protocol error or timeout; \
+        5 --expiry-warn: a certificate expires within DAYS."
 )]
 pub struct Cli {
     /// Server: HOST, HOST:PORT, [IPV6]:PORT, imap://HOST[:PORT] or imaps://HOST[:PORT].
@@ -117,6 +118,21 @@ pub struct Cli {
     /// What the transcript keeps of literal data: all of it (escaped), or only its size.
     #[arg(long, value_enum, value_name = "WHAT", default_value_t = Literals::Full, requires = "log")]
     pub log_literals: Literals,
+    /// Print connection and TLS details to stderr: the address connected to,
+    /// timings, TLS version, cipher suite, key exchange, and each certificate
+    /// of the chain with its fingerprint, validity and the verification result.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// Print the server's certificate chain as PEM on stdout (a summary goes
+    /// to stderr) and exit; works with --tls and --starttls.
+    #[arg(long, conflicts_with = "commands")]
+    pub show_certs: bool,
+
+    /// Exit with code 5 when a certificate of the chain expires within DAYS
+    /// days (a monitoring check; the session itself still runs).
+    #[arg(long, value_name = "DAYS")]
+    pub expiry_warn: Option<u32>,
 
     /// Write a shell completion script or the man page to stdout and exit.
     #[arg(long, value_enum, value_name = "KIND", hide = true)]
@@ -187,6 +203,12 @@ pub struct Settings {
     /// `--log FILE`: where the transcript is appended.
     pub log: Option<PathBuf>,
     pub log_literals: Literals,
+    /// `-v`: connection and TLS details on stderr.
+    pub verbose: bool,
+    /// Print the chain as PEM and exit.
+    pub show_certs: bool,
+    /// Exit 5 when a certificate expires within this many days.
+    pub expiry_warn: Option<u32>,
 }
 
 impl Cli {
@@ -233,6 +255,16 @@ impl Cli {
             return Err(error::usage(format!(
                 "--cafile {}: no such file",
                 f.display()
+            )));
+        }
+        if security == Security::Plain && (self.show_certs || self.expiry_warn.is_some()) {
+            let flag = if self.show_certs {
+                "--show-certs"
+            } else {
+                "--expiry-warn"
+            };
+            return Err(error::usage(format!(
+                "{flag} needs a TLS connection: add --tls (implicit TLS, port 993) or --starttls (port 143)"
             )));
         }
         if security == Security::Plain && (self.cafile.is_some() || self.servername.is_some()) {
@@ -283,6 +315,9 @@ impl Cli {
             history,
             log: self.log,
             log_literals: self.log_literals,
+            verbose: self.verbose,
+            show_certs: self.show_certs,
+            expiry_warn: self.expiry_warn,
         })
     }
 }
@@ -349,6 +384,12 @@ mod tests {
             (Some(PathBuf::from("/x/t")), Literals::Size)
         );
         assert_eq!(settings(&["h"]).unwrap().log_literals, Literals::Full);
+        let e = settings(&["--show-certs", "h"]).unwrap_err();
+        assert!(e.to_string().contains("--starttls"), "{e}");
+        assert!(settings(&["--expiry-warn", "3", "h:143"]).is_err());
+        let s = settings(&["-v", "--show-certs", "--expiry-warn", "30", "h:993"]).unwrap();
+        assert!(s.verbose && s.show_certs && s.expiry_warn == Some(30));
+        assert!(Cli::try_parse_from(["imaptalk", "--show-certs", "-c", "NOOP", "h:993"]).is_err());
         assert_eq!(
             settings(&["--servername", "imap.test", "127.0.0.1:993"])
                 .unwrap()

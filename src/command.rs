@@ -200,7 +200,7 @@ pub fn state_argument(p: &Prepared) -> Option<String> {
                 return None;
             }
             // authzid NUL authcid NUL password: the authcid is the user.
-            let plain = base64_decode(word(ir).0)?;
+            let plain = crate::b64::decode(word(ir).0)?;
             let user = plain.split(|&b| b == 0).nth(1)?;
             (!user.is_empty()).then(|| String::from_utf8_lossy(user).into_owned())
         }
@@ -234,29 +234,6 @@ pub fn first_astring(args: &[u8]) -> Option<String> {
         b'{' | b'~' => None,
         _ => Some(String::from_utf8_lossy(word(args).0).into_owned()),
     }
-}
-
-fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in s {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
 }
 
 /// The literal announced at the end of a continuation of a command line

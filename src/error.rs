@@ -76,6 +76,10 @@ pub fn lost(message: impl Into<String>) -> anyhow::Error {
 /// Exit code 1: the run went through, but a command completed NO or BAD.
 pub const COMMAND_FAILED: u8 = 1;
 
+/// Exit code 5: `--expiry-warn DAYS` and a certificate of the chain
+/// expires within DAYS (the run itself went through).
+pub const CERT_EXPIRING: u8 = 5;
+
 /// The code for an error that ended the run.
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(class_of(err).exit_code())

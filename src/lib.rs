@@ -21,16 +21,21 @@
 //!   [`meta`]: the REPL's `\` meta-commands and command reference.
 //! - [`transcript`]: `--log`, the session recorded in a file.
 //! - [`generation`]: shell completions and the man page (`--generate`).
+//! - [`diag`] and [`certinfo`]: `-v`, `--show-certs`, `--expiry-warn`: the
+//!   connection, the TLS parameters and the certificate chain; [`b64`].
 //! - [`error`]: failure classes and exit codes.
 
 // No panics by construction: a hostile server or a bad script must end in
 // a one-line error and an exit code, never a panic (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod b64;
 pub mod caps;
+pub mod certinfo;
 pub mod cli;
 pub mod command;
 pub mod complete;
+pub mod diag;
 pub mod error;
 pub mod fileliteral;
 pub mod framer;
@@ -70,6 +75,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn session_main(settings: Settings) -> anyhow::Result<u8> {
+    if settings.show_certs {
+        // stdout is for the PEM alone; with -v the server's lines go to
+        // stderr with the rest of the report.
+        let out = if settings.verbose {
+            Output::text(false, TextSink::Stderr)
+        } else {
+            Output::discard()
+        };
+        let mut session = Session::establish(settings, out, true, None).await?;
+        return session.run(script::commands(&[])).await;
+    }
     match settings.input.clone() {
         Input::Interactive => {
             // Ctrl-C must never kill the session. The editor reads keys in

@@ -27,11 +27,15 @@ pub enum TextSink {
     Stdout(Stdout),
     /// To the REPL's printer thread, which prints above the prompt.
     Printer(Sender<String>),
+    /// To stderr (`--show-certs -v`: stdout holds only the PEM).
+    Stderr,
 }
 
 enum Mode {
     Raw(BufWriter<Stdout>),
     Text(Text),
+    /// Server output is not wanted (`--show-certs`); notices still are.
+    Discard,
 }
 
 struct Text {
@@ -134,6 +138,14 @@ impl Output {
         self
     }
 
+    /// Drops server output; imaptalk's own messages still go to stderr.
+    pub fn discard() -> Output {
+        Output {
+            mode: Mode::Discard,
+            progress: Progress::off(),
+        }
+    }
+
     pub fn text(color: bool, sink: TextSink) -> Output {
         Output {
             mode: Mode::Text(Text {
@@ -155,6 +167,7 @@ impl Output {
             Mode::Raw(w) => match ev {
                 Event::Line { data, .. } | Event::Literal { data, .. } => w.write_all(data),
             },
+            Mode::Discard => Ok(()),
             Mode::Text(t) => {
                 t.event(ev);
                 if t.pending.len() > 64 * 1024 {
@@ -169,6 +182,7 @@ impl Output {
         match &mut self.mode {
             Mode::Raw(w) => w.flush(),
             Mode::Text(t) => t.flush_lines(false),
+            Mode::Discard => Ok(()),
         }
     }
 
@@ -180,6 +194,7 @@ impl Output {
                 t.escaper.finish(&mut t.pending);
                 t.flush_lines(true)
             }
+            Mode::Discard => Ok(()),
         }
     }
 
@@ -309,6 +324,11 @@ impl Text {
             TextSink::Printer(tx) => tx
                 .send(out)
                 .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "terminal closed")),
+            TextSink::Stderr => {
+                let mut lock = io::stderr().lock();
+                lock.write_all(out.as_bytes())?;
+                lock.flush()
+            }
         }
     }
 }

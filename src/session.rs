@@ -32,7 +32,9 @@ use anyhow::Result;
 use bytes::BytesMut;
 use files::{LiteralSource, Segment};
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+mod setup;
 use tokio::sync::mpsc;
 
 /// What the input side sends the session.
@@ -148,6 +150,10 @@ pub struct Session {
     next_file: Option<Box<crate::fileliteral::FileLiteral>>,
     /// `{@-}` has read stdin.
     stdin_used: bool,
+    /// `--expiry-warn`: a certificate expires within the period (exit 5).
+    expiring: bool,
+    /// The first line of the last set-up response, as received.
+    last_line: Vec<u8>,
 }
 
 impl Session {
@@ -168,12 +174,20 @@ impl Session {
             Some(path) => Some(Transcript::open(path, settings.log_literals)?),
             None => None,
         };
-        let (tcp, peer) = transport::connect_tcp(&settings).await?;
+        let tcp = transport::connect_tcp(&settings).await?;
+        crate::diag::connected(&settings, &tcp, tls.is_some());
+        let peer = tcp.addr.to_string();
+        let mut expiring = false;
         let stream = match (&settings.security, &tls) {
-            (Security::Tls, Some(tls)) => Stream::Tls(Box::new(
-                transport::handshake(tcp, tls, settings.timeout).await?,
-            )),
-            _ => Stream::Plain(tcp),
+            (Security::Tls, Some(tls)) => {
+                let start = Instant::now();
+                let r = transport::handshake(tcp.stream, tls, settings.timeout).await;
+                let info = r.as_ref().ok().map(transport::tls_info);
+                expiring =
+                    crate::diag::handshake_done(&settings, tls, info.as_ref(), start.elapsed());
+                Stream::Tls(Box::new(r?))
+            }
+            _ => Stream::Plain(tcp.stream),
         };
         let mut session = Session {
             conn: Connection::new(stream, peer),
@@ -207,6 +221,8 @@ impl Session {
             segments: VecDeque::new(),
             next_file: None,
             stdin_used: false,
+            expiring,
+            last_line: Vec::new(),
         };
         if let Some(log) = log {
             let connected = format!(
@@ -220,6 +236,7 @@ impl Session {
         if session.settings.security == Security::StartTls {
             session.starttls().await?;
         }
+        session.after_greeting().await?;
         Ok(session)
     }
 
@@ -249,6 +266,7 @@ impl Session {
                             crate::complete::learn(known, data);
                         }
                         self.caps.learn(data);
+                        self.last_line = strip_line_end(data).to_vec();
                         first = Some((h.clone(), line_text(data)));
                     }
                     if *end == LineEnd::Response
@@ -359,7 +377,11 @@ impl Session {
             Some(tls) => tls,
             None => TlsSetup::new(&self.settings)?,
         };
+        let start = Instant::now();
         let upgraded = self.conn.upgrade(&tls, self.settings.timeout).await;
+        let info = self.conn.tls_info();
+        self.expiring |=
+            crate::diag::handshake_done(&self.settings, &tls, info.as_ref(), start.elapsed());
         self.tls = Some(tls);
         upgraded?;
         self.caps.forget();
@@ -988,6 +1010,12 @@ impl Session {
         }
         if o.name == "STARTTLS" && status == Status::Ok && !self.conn.is_tls() {
             self.upgrade().await?;
+            if self.settings.verbose {
+                // As after --starttls: show what the server says over TLS.
+                let p = command::prepare(b"CAPABILITY", &mut self.tagger, |_| false)
+                    .map_err(|e| error::lost(e.to_string()))?;
+                self.send_command(p).await?;
+            }
         }
         Ok(())
     }
@@ -1040,6 +1068,8 @@ impl Session {
     fn exit_code(&self) -> u8 {
         if self.wait && self.failures > 0 {
             error::COMMAND_FAILED
+        } else if self.expiring {
+            error::CERT_EXPIRING
         } else {
             0
         }

@@ -7,14 +7,16 @@ use crate::framer::{Event, FrameError, Framer};
 use crate::transcript::{Sending, Transcript};
 use anyhow::Result;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
@@ -228,22 +230,50 @@ impl Connection {
         }
     }
 
+    /// What was negotiated, once TLS is up.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        match &self.stream {
+            Some(Stream::Tls(s)) => Some(tls_info(s)),
+            _ => None,
+        }
+    }
+
     /// A description of the TLS session, for the user.
     pub fn tls_summary(&self) -> Option<String> {
-        let Some(Stream::Tls(s)) = &self.stream else {
-            return None;
-        };
-        let (_, conn) = s.get_ref();
-        let version = conn
+        self.tls_info()
+            .map(|i| format!("{}, {}", i.version, i.suite))
+    }
+}
+
+/// What a TLS stream negotiated.
+pub fn tls_info(s: &TlsStream<TcpStream>) -> TlsInfo {
+    let (_, conn) = s.get_ref();
+    TlsInfo {
+        version: conn
             .protocol_version()
             .map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1."))
-            .unwrap_or_default();
-        let suite = conn
+            .unwrap_or_default(),
+        suite: conn
             .negotiated_cipher_suite()
             .map(|c| format!("{:?}", c.suite()))
-            .unwrap_or_default();
-        Some(format!("{version}, {suite}"))
+            .unwrap_or_default(),
+        group: conn
+            .negotiated_key_exchange_group()
+            .map(|g| format!("{:?}", g.name())),
+        alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
     }
+}
+
+/// The parameters a TLS session was set up with.
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    /// `TLS 1.3`.
+    pub version: String,
+    /// `TLS13_AES_256_GCM_SHA384`.
+    pub suite: String,
+    /// Key exchange group, `X25519` (None when rustls does not say).
+    pub group: Option<String>,
+    pub alpn: Option<Vec<u8>>,
 }
 
 /// An I/O error as users read it: the OS text without Rust's "(os error N)".
@@ -255,8 +285,17 @@ pub fn io_text(e: &io::Error) -> String {
     }
 }
 
+/// A connected socket, and how it got there (for `-v`).
+pub struct Tcp {
+    pub stream: TcpStream,
+    /// The address actually connected to (a name may have several).
+    pub addr: SocketAddr,
+    /// Time for the TCP connect that succeeded (name resolution excluded).
+    pub took: Duration,
+}
+
 /// Resolves and connects, trying every address the name has.
-pub async fn connect_tcp(settings: &Settings) -> Result<(TcpStream, String)> {
+pub async fn connect_tcp(settings: &Settings) -> Result<Tcp> {
     let t = &settings.target;
     let work = async {
         let addrs: Vec<_> = tokio::net::lookup_host((t.host.as_str(), t.port))
@@ -265,12 +304,22 @@ pub async fn connect_tcp(settings: &Settings) -> Result<(TcpStream, String)> {
             .collect();
         let mut last = None;
         for addr in &addrs {
+            let start = Instant::now();
             match TcpStream::connect(addr).await {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
-                    return Ok((s, addr.to_string()));
+                    return Ok(Tcp {
+                        stream: s,
+                        addr: *addr,
+                        took: start.elapsed(),
+                    });
                 }
-                Err(e) => last = Some((addr, e)),
+                Err(e) => {
+                    if settings.verbose {
+                        eprintln!("imaptalk: cannot connect to {addr}: {}", io_text(&e));
+                    }
+                    last = Some((addr, e));
+                }
             }
         }
         Err(match last {
@@ -309,6 +358,7 @@ pub struct TlsSetup {
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
     name_text: String,
+    recorder: Arc<Recorder>,
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -323,19 +373,38 @@ impl TlsSetup {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| error::connect(format!("TLS setup failed: {e}")))?;
-        let config = if settings.insecure {
+        let inner: Arc<dyn ServerCertVerifier> = if settings.insecure {
             eprintln!(
                 "imaptalk: warning: --insecure: the server's certificate is NOT verified; anyone on the path can read and change this session"
             );
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-                .with_no_client_auth()
+            Arc::new(NoVerify {
+                provider: provider.clone(),
+                accept: true,
+            })
         } else {
-            builder
-                .with_root_certificates(roots(settings)?)
-                .with_no_client_auth()
+            let roots = roots(settings)?;
+            if roots.is_empty() {
+                // webpki refuses an empty store; the handshake must still
+                // fail with "unknown authority", which names the fixes.
+                Arc::new(NoVerify {
+                    provider: provider.clone(),
+                    accept: false,
+                })
+            } else {
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| error::connect(format!("TLS setup failed: {e}")))?
+            }
         };
+        let recorder = Arc::new(Recorder {
+            inner,
+            insecure: settings.insecure,
+            seen: Mutex::new(None),
+        });
+        let config = builder
+            .dangerous()
+            .with_custom_certificate_verifier(recorder.clone())
+            .with_no_client_auth();
         let host = settings.servername.clone();
         let name = ServerName::try_from(host.clone())
             .map_err(|_| error::usage(format!("'{host}' is not a valid TLS server name")))?;
@@ -343,7 +412,102 @@ impl TlsSetup {
             config: Arc::new(config),
             name,
             name_text: host,
+            recorder,
         })
+    }
+
+    /// What the last handshake showed: the chain the server sent and the
+    /// verdict on it, even when the handshake failed because of it.
+    pub fn take_presented(&self) -> Option<Presented> {
+        self.recorder
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// The name verified against the certificate.
+    pub fn name(&self) -> &str {
+        &self.name_text
+    }
+}
+
+/// The certificate chain a server presented, as sent (leaf first).
+#[derive(Debug, Clone)]
+pub struct Presented {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Chained to a trusted root, valid now, and valid for the name.
+    Trusted,
+    /// `--insecure`: not checked.
+    Unchecked,
+    /// Rejected, and why.
+    Rejected(String),
+}
+
+/// Wraps the real verifier to keep what it saw: `-v` and `--show-certs`
+/// show the chain even when verification fails (that is when people most
+/// want to see it), and the error alone does not carry it.
+#[derive(Debug)]
+struct Recorder {
+    inner: Arc<dyn ServerCertVerifier>,
+    insecure: bool,
+    seen: Mutex<Option<Presented>>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let result =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        let verdict = match (&result, self.insecure) {
+            (Ok(_), true) => Verdict::Unchecked,
+            (Ok(_), false) => Verdict::Trusted,
+            (Err(rustls::Error::InvalidCertificate(c)), _) => Verdict::Rejected(cert_problem(c)),
+            (Err(e), _) => Verdict::Rejected(e.to_string()),
+        };
+        let chain = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|c| c.clone().into_owned())
+            .collect();
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Presented { chain, verdict });
+        result
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+    fn requires_raw_public_keys(&self) -> bool {
+        self.inner.requires_raw_public_keys()
+    }
+    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
+        self.inner.root_hint_subjects()
     }
 }
 
@@ -490,9 +654,13 @@ pub fn civil(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
 }
 
 /// `--insecure`: accept any certificate, but still check the handshake
-/// signatures, so only the trust decision is skipped.
+/// signatures, so only the trust decision is skipped. With `accept` false
+/// (no trusted roots at all), every certificate has an unknown issuer.
 #[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
+struct NoVerify {
+    provider: Arc<CryptoProvider>,
+    accept: bool,
+}
 
 impl ServerCertVerifier for NoVerify {
     fn verify_server_cert(
@@ -503,7 +671,13 @@ impl ServerCertVerifier for NoVerify {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        if self.accept {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            ))
+        }
     }
     fn verify_tls12_signature(
         &self,
@@ -515,7 +689,7 @@ impl ServerCertVerifier for NoVerify {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
     fn verify_tls13_signature(
@@ -528,11 +702,13 @@ impl ServerCertVerifier for NoVerify {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -36,6 +36,12 @@ pub fn expired_pki_for(names: &[&str]) -> TestPki {
     build(names, true)
 }
 
+/// Like [`pki_for`], but the leaf is valid from a day ago until `days`
+/// days from now (an `--expiry-warn` test).
+pub fn short_lived_pki_for(names: &[&str], days: u64) -> TestPki {
+    build_with(names, Lifetime::Days(days))
+}
+
 /// Writes `ca.pem` into `dir` and returns its path.
 pub fn write_ca(dir: &Path, pki: &TestPki) -> PathBuf {
     let path = dir.join("ca.pem");
@@ -71,7 +77,24 @@ pub fn rustls_client_config(ca_der: &[u8]) -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
+enum Lifetime {
+    Default,
+    Expired,
+    Days(u64),
+}
+
 fn build(names: &[&str], expired: bool) -> TestPki {
+    build_with(
+        names,
+        if expired {
+            Lifetime::Expired
+        } else {
+            Lifetime::Default
+        },
+    )
+}
+
+fn build_with(names: &[&str], lifetime: Lifetime) -> TestPki {
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.distinguished_name = rcgen::DistinguishedName::new();
@@ -100,9 +123,22 @@ fn build(names: &[&str], expired: bool) -> TestPki {
     leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf_params.use_authority_key_identifier_extension = true;
-    if expired {
-        leaf_params.not_before = rcgen::date_time_ymd(2000, 1, 1);
-        leaf_params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    match lifetime {
+        Lifetime::Default => {}
+        Lifetime::Expired => {
+            leaf_params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            leaf_params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        Lifetime::Days(days) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs();
+            let epoch = rcgen::date_time_ymd(1970, 1, 1);
+            let at = |secs: u64| epoch + std::time::Duration::from_secs(secs);
+            leaf_params.not_before = at(now - 86_400);
+            leaf_params.not_after = at(now + days * 86_400);
+        }
     }
     let leaf_cert = leaf_params
         .signed_by(&leaf_key, &issuer)
