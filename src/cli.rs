@@ -27,7 +27,7 @@ use std::time::Duration;
         imaptalk --starttls mail.example.com\n  \
         imaptalk mail.example.com:993 < commands.imap > out.txt\n  \
         imaptalk host:993 -c 'LOGIN alice secret' -c 'STATUS INBOX (MESSAGES UNSEEN)'\n\n\
-        Exit codes: 0 ok; 1 a command completed NO or BAD (script and -c mode); \
+        Exit codes: 0 ok; 1 a command completed NO or BAD (script and -c mode) or the -u login was refused; \
         2 usage or script error; 3 could not connect (DNS, TCP, TLS, certificate, \
         STARTTLS, greeting BYE); 4 connection lost, protocol error or timeout; \
         5 --expiry-warn: a certificate expires within DAYS."
@@ -134,6 +134,35 @@ pub struct Cli {
     #[arg(long, value_name = "DAYS")]
     pub expiry_warn: Option<u32>,
 
+    /// Log in as USER right after connecting (after STARTTLS): AUTHENTICATE
+    /// PLAIN when offered, else LOGIN. The password comes from
+    /// --password-file, IMAPTALK_PASSWORD, or a prompt on the terminal.
+    #[arg(short = 'u', long, value_name = "USER", conflicts_with = "show_certs")]
+    pub user: Option<String>,
+
+    /// Read the password for -u from FILE (its last line end is dropped).
+    #[arg(long, value_name = "FILE", requires = "user")]
+    pub password_file: Option<PathBuf>,
+
+    /// Log in with this OAuth2 access token (XOAUTH2 or OAUTHBEARER, as
+    /// offered) instead of a password [env: IMAPTALK_OAUTH2_TOKEN].
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        requires = "user",
+        conflicts_with = "password_file"
+    )]
+    pub oauth2_token: Option<crate::auth::Secret>,
+
+    /// Run CMD with sh; its stdout is the OAuth2 access token for -u.
+    #[arg(long, value_name = "CMD", requires = "user", conflicts_with_all = ["password_file", "oauth2_token"])]
+    pub oauth2_token_command: Option<String>,
+
+    /// Allow -u to send the password or token over an unencrypted connection
+    /// to a host other than this machine.
+    #[arg(long)]
+    pub allow_plaintext_auth: bool,
+
     /// Write a shell completion script or the man page to stdout and exit.
     #[arg(long, value_enum, value_name = "KIND", hide = true)]
     pub generate: Option<Generate>,
@@ -209,6 +238,9 @@ pub struct Settings {
     pub show_certs: bool,
     /// Exit 5 when a certificate expires within this many days.
     pub expiry_warn: Option<u32>,
+    /// `-u`: log in automatically (the secret is read before connecting).
+    pub login: Option<crate::auth::Login>,
+    pub allow_plaintext_auth: bool,
 }
 
 impl Cli {
@@ -291,6 +323,46 @@ impl Cli {
                         && std::env::var("TERM").map_or(true, |t| t != "dumb")
                 }
             };
+        let login = self.user.map(|user| {
+            use crate::auth::{Source, TOKEN_ENV};
+            let env_token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
+            let source = match (
+                self.oauth2_token_command,
+                self.oauth2_token,
+                self.password_file,
+            ) {
+                (Some(cmd), _, _) => Source::TokenCommand(cmd),
+                (_, Some(token), _) => Source::Token(token),
+                (_, _, Some(file)) => Source::Password { file: Some(file) },
+                // An exported password wins over an exported token.
+                _ => match env_token {
+                    Some(t) if std::env::var_os(crate::auth::PASSWORD_ENV).is_none() => {
+                        Source::Token(crate::auth::Secret::new(t))
+                    }
+                    _ => Source::Password { file: None },
+                },
+            };
+            crate::auth::Login {
+                user,
+                source,
+                secret: None,
+            }
+        });
+        if let Some(l) = &login {
+            let what = if l.source.is_oauth2() {
+                "an OAuth2 token"
+            } else {
+                "a password"
+            };
+            if let Some(why) = crate::auth::plaintext_refusal(
+                security,
+                &target.host,
+                self.allow_plaintext_auth,
+                what,
+            ) {
+                return Err(error::usage(why));
+            }
+        }
         let servername = self.servername.unwrap_or_else(|| target.host.clone());
         let history = match (self.no_history, self.history) {
             (true, _) => None,
@@ -318,6 +390,8 @@ impl Cli {
             verbose: self.verbose,
             show_certs: self.show_certs,
             expiry_warn: self.expiry_warn,
+            login,
+            allow_plaintext_auth: self.allow_plaintext_auth,
         })
     }
 }
@@ -390,6 +464,28 @@ mod tests {
         let s = settings(&["-v", "--show-certs", "--expiry-warn", "30", "h:993"]).unwrap();
         assert!(s.verbose && s.show_certs && s.expiry_warn == Some(30));
         assert!(Cli::try_parse_from(["imaptalk", "--show-certs", "-c", "NOOP", "h:993"]).is_err());
+        // -u: plaintext to another machine is refused before connecting.
+        let e = settings(&["-u", "bob", "mail.example.com"]).unwrap_err();
+        assert!(crate::error::message(&e).contains("--starttls"), "{e}");
+        assert!(settings(&["-u", "bob", "--allow-plaintext-auth", "mail.example.com"]).is_ok());
+        assert!(settings(&["-u", "bob", "127.0.0.1"]).is_ok());
+        assert!(settings(&["-u", "bob", "--starttls", "mail.example.com"]).is_ok());
+        assert!(Cli::try_parse_from(["imaptalk", "--password-file", "f", "h"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "imaptalk",
+                "-u",
+                "b",
+                "--oauth2-token",
+                "t",
+                "--password-file",
+                "f",
+                "h"
+            ])
+            .is_err()
+        );
+        let s = settings(&["-u", "b", "--oauth2-token", "t", "h:993"]).unwrap();
+        assert!(s.login.unwrap().source.is_oauth2());
         assert_eq!(
             settings(&["--servername", "imap.test", "127.0.0.1:993"])
                 .unwrap()

@@ -11,6 +11,9 @@ use std::process::ExitCode;
 /// Why a run failed, as far as the exit code is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
+    /// The server said no: `-u` login refused (exit 1, as for a command
+    /// that completed NO or BAD).
+    Refused,
     /// Bad flags, a bad server argument, an unreadable local file, or a
     /// script that cannot be sent as written (exit 2).
     Usage,
@@ -26,6 +29,7 @@ pub enum Class {
 impl Class {
     pub fn exit_code(self) -> u8 {
         match self {
+            Class::Refused => COMMAND_FAILED,
             Class::Usage => 2,
             Class::Connect => 3,
             Class::Lost => 4,
@@ -48,6 +52,14 @@ impl fmt::Display for Fail {
 }
 
 impl std::error::Error for Fail {}
+
+pub fn refused(message: impl Into<String>) -> anyhow::Error {
+    Fail {
+        class: Class::Refused,
+        message: message.into(),
+    }
+    .into()
+}
 
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
     Fail {

@@ -21,6 +21,8 @@
 //!   [`meta`]: the REPL's `\` meta-commands and command reference.
 //! - [`transcript`]: `--log`, the session recorded in a file.
 //! - [`generation`]: shell completions and the man page (`--generate`).
+//! - [`auth`]: `-u`: credential sources, mechanisms, SASL payloads, the
+//!   plaintext rule; the exchange itself is a set-up step of the session.
 //! - [`diag`] and [`certinfo`]: `-v`, `--show-certs`, `--expiry-warn`: the
 //!   connection, the TLS parameters and the certificate chain; [`b64`].
 //! - [`error`]: failure classes and exit codes.
@@ -29,6 +31,7 @@
 // a one-line error and an exit code, never a panic (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod auth;
 pub mod b64;
 pub mod caps;
 pub mod certinfo;
@@ -62,7 +65,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         generation::write(kind)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let settings = cli.settings()?;
+    let mut settings = cli.settings()?;
+    if let Some(login) = &mut settings.login {
+        // Before connecting: a prompt is answered before the server can
+        // time out, and a missing password fails before anything is sent.
+        login.secret = Some(auth::obtain(login, &settings.target.host)?);
+    }
     // One thread is plenty: the editor and the stdin reader have their own
     // threads, and everything else waits on one socket.
     let runtime = tokio::runtime::Builder::new_current_thread()

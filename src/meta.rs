@@ -344,20 +344,24 @@ pub fn help(topic: Option<&str>) -> String {
     }
 }
 
-/// An IMAP astring for `s`: an atom when it is one, else a quoted string,
-/// else (8-bit, CR, LF, NUL) a synchronizing literal, which ends the line.
-fn astring(s: &str, out: &mut Vec<u8>) -> bool {
+/// Appends `s` as an IMAP astring: an atom when it is one, else a quoted
+/// string, else (8-bit, CR, LF, NUL) a synchronizing literal, whose data
+/// starts a new part (it may only be sent after the server's `+`).
+fn astring(s: &str, parts: &mut Vec<Vec<u8>>) {
     let atom = !s.is_empty()
         && s.bytes().all(|b| {
             b > b' ' && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\')
         });
+    let quotable = s
+        .bytes()
+        .all(|b| (1..0x80).contains(&b) && b != b'\r' && b != b'\n');
+    if parts.is_empty() {
+        parts.push(Vec::new());
+    }
+    let Some(out) = parts.last_mut() else { return };
     if atom {
         out.extend_from_slice(s.as_bytes());
-        return false;
-    }
-    if s.bytes()
-        .all(|b| (1..0x80).contains(&b) && b != b'\r' && b != b'\n')
-    {
+    } else if quotable {
         out.push(b'"');
         for b in s.bytes() {
             if b == b'"' || b == b'\\' {
@@ -366,22 +370,32 @@ fn astring(s: &str, out: &mut Vec<u8>) -> bool {
             out.push(b);
         }
         out.push(b'"');
-        return false;
+    } else {
+        out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
+        parts.push(s.as_bytes().to_vec());
     }
-    out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
-    out.extend_from_slice(s.as_bytes());
-    true
+}
+
+/// `LOGIN user password` in parts: each part but the last ends with a
+/// literal announcement `{n}` CRLF, so the next one waits for the server's
+/// `+`. The last part ends in CRLF.
+pub fn login_parts(user: &str, password: &str) -> Vec<Vec<u8>> {
+    let mut parts = vec![b"LOGIN ".to_vec()];
+    astring(user, &mut parts);
+    if let Some(last) = parts.last_mut() {
+        last.push(b' ');
+    }
+    astring(password, &mut parts);
+    if let Some(last) = parts.last_mut() {
+        last.extend_from_slice(b"\r\n");
+    }
+    parts
 }
 
 /// The input bytes of `LOGIN user password`, each argument an atom, a
 /// quoted string or a literal as it needs, ending in CRLF.
 pub fn login_line(user: &str, password: &str) -> Vec<u8> {
-    let mut out = b"LOGIN ".to_vec();
-    astring(user, &mut out);
-    out.push(b' ');
-    astring(password, &mut out);
-    out.extend_from_slice(b"\r\n");
-    out
+    login_parts(user, password).concat()
 }
 
 #[cfg(test)]
@@ -423,6 +437,14 @@ mod tests {
         assert_eq!(
             login_line("bob", "pässwd"),
             "LOGIN bob {7}\r\npässwd\r\n".as_bytes()
+        );
+        assert_eq!(
+            login_parts("zoë", "pä ss"),
+            [
+                "LOGIN {4}\r\n".as_bytes(),
+                "zoë {6}\r\n".as_bytes(),
+                "pä ss\r\n".as_bytes()
+            ]
         );
     }
 }

@@ -631,7 +631,17 @@ impl Session {
                     wire.extend_from_slice(b"\r\n");
                     self.conn.send(&wire).await?;
                     if self.settings.echo && !line.is_empty() {
-                        self.out.echo(&String::from_utf8_lossy(&line));
+                        // After a literal user name, the rest of a LOGIN
+                        // line is the password.
+                        let secret = self.outstanding.iter().any(|o| {
+                            o.tag == tag && matches!(o.name.as_str(), "LOGIN" | "AUTHENTICATE")
+                        });
+                        let shown = if secret {
+                            "****".into()
+                        } else {
+                            String::from_utf8_lossy(&line)
+                        };
+                        self.out.echo(&shown);
                     }
                     match command::trailing_literal(&line)
                         .map_err(|e| error::usage(e.to_string()))?

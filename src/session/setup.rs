@@ -1,15 +1,21 @@
 //! Set-up steps after the greeting and STARTTLS, before the session
-//! proper: `-v` asks for the capabilities again over TLS.
+//! proper: `-v` asks for the capabilities again over TLS, and `-u` logs in.
 //!
 //! These run before any input is read, one command at a time, through
 //! [`Session::setup_response`], like the greeting and STARTTLS.
 
 use super::Session;
+use crate::auth::{self, Mechanism, Secret};
 use crate::cli::Security;
 use crate::error;
 use crate::framer::{Kind, Status};
 use crate::render::escape_str;
+use crate::transcript::Sending;
 use anyhow::Result;
+
+/// Continuation requests answered during one AUTHENTICATE before it is
+/// cancelled: PLAIN and the OAuth2 mechanisms need at most two.
+const MAX_ROUNDS: u32 = 3;
 
 /// How the server answered a set-up command.
 pub(super) enum Reply {
@@ -31,7 +37,179 @@ impl Session {
                 escape_str(&caps.join(" "))
             );
         }
-        Ok(())
+        self.auto_login().await
+    }
+
+    /// `-u`: logs in with the secret read before connecting. Refused: in
+    /// script and `-c` mode the run ends with exit 1 before any input is
+    /// sent (the script assumes a login); interactively the prompt comes
+    /// up anyway, so the user can try `\login`.
+    async fn auto_login(&mut self) -> Result<()> {
+        let Some(login) = self.settings.login.clone() else {
+            return Ok(());
+        };
+        let Some(secret) = login.secret.clone() else {
+            return Ok(());
+        };
+        let user = login.user.as_str();
+        if self.user.is_some() {
+            self.out
+                .notice("the server greeted with PREAUTH: already logged in; -u is not used");
+            return Ok(());
+        }
+        let what = if login.source.is_oauth2() {
+            "an OAuth2 token"
+        } else {
+            "a password"
+        };
+        // The name was checked before connecting; the address it led to
+        // must be this machine too.
+        let local = self
+            .conn
+            .peer
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().to_canonical().is_loopback());
+        if !self.conn.is_tls() && !local && !self.settings.allow_plaintext_auth {
+            let why = auth::plaintext_refusal(Security::Plain, &self.conn.peer, false, what)
+                .unwrap_or_default();
+            return Err(error::usage(why));
+        }
+        if self.caps.list().is_empty() {
+            self.capability().await?;
+        }
+        let shown_user = escape_str(user);
+        let mech = auth::choose(login.source.is_oauth2(), &self.caps)
+            .map_err(|e| error::refused(format!("cannot log in as {shown_user}: {e}")))?;
+        if self.settings.verbose {
+            let how = match mech {
+                Mechanism::Login => "LOGIN".to_string(),
+                m if self.caps.has("SASL-IR") => format!("AUTHENTICATE {} with SASL-IR", m.name()),
+                m => format!("AUTHENTICATE {}", m.name()),
+            };
+            eprintln!("imaptalk: logging in as {shown_user} ({how})");
+        }
+        let refusal = match mech {
+            Mechanism::Login => self.login_command(user, &secret).await?,
+            _ => self.authenticate(mech, user, &secret).await?,
+        };
+        match refusal {
+            None => {
+                self.user = Some(user.to_string());
+                Ok(())
+            }
+            Some(text) => {
+                let msg = format!("login as {shown_user} failed: {text}");
+                if self.wait {
+                    Err(error::refused(msg))
+                } else {
+                    self.out.notice(&format!("{msg}; \\login USER tries again"));
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// `LOGIN user password`, quoted or as literals as they need; a literal
+    /// waits for the server's `+`. Returns the refusal, if any.
+    async fn login_command(&mut self, user: &str, secret: &Secret) -> Result<Option<String>> {
+        let parts = crate::meta::login_parts(user, secret.expose());
+        let tag = self.tagger.take(|_| false);
+        let shown = format!("{tag} LOGIN {} ****", crate::complete::quote_mailbox(user));
+        let mut first = format!("{tag} ").into_bytes();
+        let mut rest = parts.iter();
+        first.extend_from_slice(rest.next().map_or(&[][..], Vec::as_slice));
+        self.setup_write(&first, Sending::Line(Some(&shown)), Some(&shown))
+            .await?;
+        for part in rest {
+            match self.setup_wait(&tag, "the answer to LOGIN").await? {
+                Reply::More(_) => {
+                    self.setup_write(part, Sending::More, None).await?;
+                }
+                Reply::Done(status, text) => return Ok(refusal(status, text, None)),
+            }
+        }
+        match self.setup_wait(&tag, "the answer to LOGIN").await? {
+            Reply::Done(status, text) => Ok(refusal(status, text, None)),
+            Reply::More(_) => Err(error::lost(
+                "the server asked for more of a LOGIN that was complete; aborting",
+            )),
+        }
+    }
+
+    /// `AUTHENTICATE mech`, with the initial response on the command line
+    /// when the server has SASL-IR. An OAuth2 failure comes as a `+` with
+    /// a base64 JSON error, which must be answered (empty line for XOAUTH2,
+    /// `AQ==` for OAUTHBEARER) before the server completes with NO.
+    async fn authenticate(
+        &mut self,
+        mech: Mechanism,
+        user: &str,
+        secret: &Secret,
+    ) -> Result<Option<String>> {
+        let t = &self.settings.target;
+        let ir = auth::initial_response(mech, user, secret, &t.host, t.port);
+        let tag = self.tagger.take(|_| false);
+        let name = mech.name();
+        let mut ir_sent = self.caps.has("SASL-IR");
+        let (wire, shown) = if ir_sent {
+            (
+                format!("{tag} AUTHENTICATE {name} {}\r\n", ir.expose()),
+                format!("{tag} AUTHENTICATE {name} ****"),
+            )
+        } else {
+            (
+                format!("{tag} AUTHENTICATE {name}\r\n"),
+                format!("{tag} AUTHENTICATE {name}"),
+            )
+        };
+        self.setup_write(wire.as_bytes(), Sending::Line(Some(&shown)), Some(&shown))
+            .await?;
+        let (mut rounds, mut oauth_error) = (0, None);
+        let what = format!("the answer to AUTHENTICATE {name}");
+        loop {
+            let challenge = match self.setup_wait(&tag, &what).await? {
+                Reply::Done(status, text) => return Ok(refusal(status, text, oauth_error)),
+                Reply::More(challenge) => challenge,
+            };
+            rounds += 1;
+            let answer = if !ir_sent {
+                ir_sent = true;
+                ir.clone()
+            } else if rounds > MAX_ROUNDS || matches!(mech, Mechanism::Plain | Mechanism::Login) {
+                // PLAIN is done after its one response: cancel.
+                Secret::new("*".to_string())
+            } else {
+                oauth_error = Some(auth::oauth_error(&challenge));
+                Secret::new(auth::error_ack(mech).to_string())
+            };
+            let mut line = answer.expose().as_bytes().to_vec();
+            line.extend_from_slice(b"\r\n");
+            let shown = match answer.expose() {
+                "*" | "" | "AQ==" => answer.expose().to_string(),
+                _ => "****".to_string(),
+            };
+            self.setup_write(&line, Sending::Line(Some("****")), Some(&shown))
+                .await?;
+        }
+    }
+
+    /// Writes set-up bytes, telling the transcript what they are, and
+    /// shows `echo` with `--echo`.
+    async fn setup_write(
+        &mut self,
+        bytes: &[u8],
+        sending: Sending<'_>,
+        echo: Option<&str>,
+    ) -> Result<()> {
+        if self.settings.echo
+            && let Some(shown) = echo
+        {
+            self.out.echo(shown);
+        }
+        self.conn
+            .send_as(bytes, sending)
+            .await
+            .map_err(|e| error::connect(error::message(&e)))
     }
 
     /// Sends CAPABILITY and returns the list the server gave.
@@ -66,13 +244,9 @@ impl Session {
         let mut wire = format!("{tag} ").into_bytes();
         wire.extend_from_slice(args);
         wire.extend_from_slice(b"\r\n");
-        if self.settings.echo {
-            self.out.echo(&format!("{tag} {shown}"));
-        }
-        self.conn
-            .send(&wire)
-            .await
-            .map_err(|e| error::connect(error::message(&e)))?;
+        let shown = format!("{tag} {shown}");
+        self.setup_write(&wire, Sending::Line(None), Some(&shown))
+            .await?;
         Ok(tag)
     }
 
@@ -102,4 +276,16 @@ impl Session {
             }
         }
     }
+}
+
+/// None for OK; else what the server said (and, for OAuth2, its decoded
+/// error challenge).
+fn refusal(status: Status, text: String, oauth_error: Option<String>) -> Option<String> {
+    if status == Status::Ok {
+        return None;
+    }
+    Some(match oauth_error {
+        Some(e) => format!("{text} (the server's error: {e})"),
+        None => text,
+    })
 }

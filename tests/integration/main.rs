@@ -1,6 +1,7 @@
 //! Integration tests: the built `imaptalk` binary against scripted servers,
 //! a real Dovecot and a real pseudo-terminal. One test binary, one link.
 
+mod auth_cases;
 mod diag_cases;
 #[cfg(unix)]
 mod dovecot_cases;

@@ -21,8 +21,13 @@ use tokio_rustls::rustls::{self, pki_types::ServerName};
 
 use super::certs::{self, TestPki};
 
-/// Test accounts (user, password), created in every instance.
-pub const USERS: [(&str, &str); 2] = [("alice", "wonderland"), ("bob", "builder")];
+/// Test accounts (user, password), created in every instance. carol's
+/// password has spaces, quotes, a backslash and non-ASCII letters.
+pub const USERS: [(&str, &str); 3] = [
+    ("alice", "wonderland"),
+    ("bob", "builder"),
+    ("carol", "pass word \"quoted\" \\ wörd"),
+];
 
 const START_ATTEMPTS: usize = 4;
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,6 +106,11 @@ impl Dovecot {
     /// ("bob", password).
     pub fn second_user(&self) -> (&str, &str) {
         USERS[1]
+    }
+
+    /// ("carol", a password with spaces, quotes, a backslash, non-ASCII).
+    pub fn tricky_user(&self) -> (&str, &str) {
+        USERS[2]
     }
 
     /// Whether COMPRESS=DEFLATE is offered after login (imap_zlib plugin found).
