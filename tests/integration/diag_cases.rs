@@ -257,3 +257,42 @@ fn verbose_shows_the_chain_before_a_verification_failure() {
         "{err}"
     );
 }
+
+#[test]
+fn verbose_after_a_typed_starttls_asks_for_capabilities_again() {
+    let pki = pki_for(&["localhost"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = write_ca(dir.path(), &pki);
+    let server = ScriptedServer::start_starttls(
+        vec![
+            send("* OK [CAPABILITY IMAP4rev1 STARTTLS X-PLAIN] ready\n"),
+            expect("a1 STARTTLS"),
+            send("a1 OK go\n"),
+            Step::StartTls,
+            expect("a2 CAPABILITY"),
+            send("* CAPABILITY IMAP4rev1 X-OVER-TLS\na2 OK done\n"),
+            expect("a3 NOOP"),
+            send("a3 OK done\n"),
+            expect("a4 LOGOUT"),
+            send("* BYE\na4 OK bye\n"),
+            Step::Close,
+        ],
+        rustls_server_config(&pki),
+    );
+    let out = imaptalk()
+        .args(["-v", "--cafile"])
+        .arg(&ca)
+        .arg(format!("imap://localhost:{}", server.port()))
+        .args(["-c", "STARTTLS", "-c", "NOOP"])
+        .output()
+        .unwrap();
+    server.finish().assert_ok();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("verification: OK"), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("* CAPABILITY IMAP4rev1 X-OVER-TLS"),
+        "{stdout}"
+    );
+}
