@@ -2,6 +2,8 @@
 //! never reach the server (a backslash cannot begin an IMAP command line).
 //! Also the command reference they show, which the hints use too.
 
+use std::time::Duration;
+
 /// One IMAP command in the reference.
 pub struct Doc {
     pub name: &'static str,
@@ -240,6 +242,16 @@ pub const METAS: &[(&str, &str, &str)] = &[
         "ask for the password without echo and send LOGIN",
     ),
     ("\\quit", "\\quit", "log out and exit (as Ctrl-D)"),
+    (
+        "\\idle",
+        "\\idle [SECONDS]",
+        "IDLE and print what arrives; DONE after SECONDS, or on Enter or the end of input",
+    ),
+    (
+        "\\sleep",
+        "\\sleep SECONDS",
+        "wait before the next command (for scripts and -c)",
+    ),
 ];
 
 /// The reference entry of a command name (`uid fetch` finds UID).
@@ -273,6 +285,10 @@ pub enum Request {
     Help(Option<String>),
     Login(String),
     Quit,
+    /// `\idle`: IDLE until this long has passed, or (None) until the next
+    /// input line or the end of input.
+    Idle(Option<Duration>),
+    Sleep(Duration),
     /// A usage error or an unknown meta-command: this message.
     Error(String),
 }
@@ -286,6 +302,8 @@ pub enum Meta {
         password: String,
     },
     Quit,
+    Idle(Option<Duration>),
+    Sleep(Duration),
     /// Something to tell the user, nothing to send.
     Say(String),
 }
@@ -300,6 +318,19 @@ pub fn parse(line: &str) -> Request {
     match name.to_ascii_lowercase().as_str() {
         "\\help" | "\\h" | "\\?" => Request::Help((!rest.is_empty()).then(|| rest.to_string())),
         "\\quit" | "\\q" | "\\exit" => Request::Quit,
+        "\\idle" if rest.is_empty() => Request::Idle(None),
+        "\\idle" => match seconds(rest) {
+            Some(d) => Request::Idle(Some(d)),
+            None => Request::Error(format!(
+                "\\idle {rest}: give a positive number of seconds, or none to idle until Enter or the end of input"
+            )),
+        },
+        "\\sleep" => match seconds(rest) {
+            Some(d) => Request::Sleep(d),
+            None => Request::Error(format!(
+                "\\sleep {rest}: give a positive number of seconds (usage: \\sleep SECONDS)"
+            )),
+        },
         "\\login" if rest.is_empty() => {
             Request::Error("usage: \\login USER (the password is asked for)".to_string())
         }
@@ -314,6 +345,12 @@ pub fn parse(line: &str) -> Request {
             "unknown meta-command {name} (not sent to the server); \\help lists them"
         )),
     }
+}
+
+/// A positive, finite number of seconds (fractions allowed).
+fn seconds(s: &str) -> Option<Duration> {
+    let v: f64 = s.parse().ok()?;
+    (v.is_finite() && v > 0.0 && v < 1e9).then(|| Duration::from_secs_f64(v))
 }
 
 /// The text `\help` shows.
@@ -411,6 +448,21 @@ mod tests {
         assert_eq!(parse("\\login \"al ice\""), Request::Login("al ice".into()));
         assert!(matches!(parse("\\login"), Request::Error(_)));
         assert!(matches!(parse("\\frob"), Request::Error(m) if m.contains("\\frob")));
+        assert_eq!(parse("\\idle"), Request::Idle(None));
+        assert_eq!(
+            parse("\\idle 2.5"),
+            Request::Idle(Some(Duration::from_millis(2500)))
+        );
+        assert_eq!(parse("\\sleep 1"), Request::Sleep(Duration::from_secs(1)));
+        for bad in [
+            "\\idle 0",
+            "\\idle x",
+            "\\sleep",
+            "\\sleep -1",
+            "\\sleep inf",
+        ] {
+            assert!(matches!(parse(bad), Request::Error(_)), "{bad}");
+        }
     }
 
     #[test]

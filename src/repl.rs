@@ -345,6 +345,8 @@ fn run_meta(line: &str) -> Meta {
     match meta::parse(line) {
         Request::Help(topic) => Meta::Help(topic),
         Request::Quit => Meta::Quit,
+        Request::Idle(d) => Meta::Idle(d),
+        Request::Sleep(d) => Meta::Sleep(d),
         Request::Error(text) => Meta::Say(text),
         Request::Login(user) => {
             match rpassword::prompt_password(format!("Password for {user}: ")) {

@@ -16,6 +16,7 @@
 //! they are typed.
 
 mod files;
+mod idle;
 
 use crate::caps::Capabilities;
 use crate::cli::{Security, Settings};
@@ -154,6 +155,10 @@ pub struct Session {
     expiring: bool,
     /// The first line of the last set-up response, as received.
     last_line: Vec<u8>,
+    /// The IDLE of a `\idle`, while it runs.
+    idle: Option<idle::MetaIdle>,
+    /// `\sleep`: nothing is sent before this instant.
+    sleep_until: Option<tokio::time::Instant>,
 }
 
 impl Session {
@@ -223,6 +228,8 @@ impl Session {
             stdin_used: false,
             expiring,
             last_line: Vec::new(),
+            idle: None,
+            sleep_until: None,
         };
         if let Some(log) = log {
             let connected = format!(
@@ -422,7 +429,10 @@ impl Session {
             } else {
                 None
             };
-            let waiting = self.waiting_on_server();
+            let waiting = self.waiting_on_server() && !self.meta_waiting();
+            let wake_at = self.wake_at();
+            let enter = idle::enter_receiver(&mut self.idle);
+            let wakes = wake_at.is_some() || enter.is_some();
             let sleep = async {
                 match (timeout, waiting) {
                     (Some(d), true) => tokio::time::sleep(d).await,
@@ -445,13 +455,14 @@ impl Session {
                         self.prompt_due = true;
                     }
                     Some(Input::Meta(m)) => {
-                        self.on_meta(m);
+                        self.on_meta(m).await?;
                         self.prompt_due = true;
                     }
                     Some(Input::Eof) | None => self.input_eof = true,
                 },
                 () = sleep => return Err(self.timeout_error(timeout.unwrap_or_default())),
                 () = std::future::ready(()), if more => {}
+                w = idle::wake(wake_at, enter), if wakes => self.on_wake(w),
             }
         }
     }
@@ -483,7 +494,11 @@ impl Session {
     }
 
     fn send_prompt(&mut self) {
-        if !self.prompt_due || self.input_eof || self.prompt_hold.is_some() || self.sending_files()
+        if !self.prompt_due
+            || self.input_eof
+            || self.prompt_hold.is_some()
+            || self.sending_files()
+            || self.idle_holds_prompt()
         {
             return;
         }
@@ -572,6 +587,9 @@ impl Session {
         loop {
             match &mut self.feed {
                 Feed::Command => {
+                    if let Some(stop) = self.meta_gate().await? {
+                        return Ok(stop);
+                    }
                     if !self.can_start_line() {
                         return Ok(Stop::Blocked);
                     }
@@ -698,6 +716,10 @@ impl Session {
 
     /// One input line in the Command state.
     async fn on_line(&mut self, line: &[u8]) -> Result<()> {
+        // A backslash never begins an IMAP line: a meta-command.
+        if line.trim_ascii_start().starts_with(b"\\") {
+            return self.meta_line(line).await;
+        }
         let idle_done = line.eq_ignore_ascii_case(b"DONE")
             && self.outstanding.iter().any(|o| o.name == "IDLE" && o.sent);
         if let Some(owner) = self.cont.clone().or_else(|| idle_done.then(String::new)) {
@@ -865,22 +887,37 @@ impl Session {
 
     /// A meta-command: help and messages are printed, `\quit` is the end
     /// of input, `\login` queues a LOGIN line quoted as it needs.
-    fn on_meta(&mut self, m: Meta) {
+    async fn on_meta(&mut self, m: Meta) -> Result<()> {
         match m {
             Meta::Help(topic) => self.out.message(&meta::help(topic.as_deref())),
             Meta::Say(text) => self.out.notice(&text),
-            Meta::Quit => self.input_eof = true,
+            Meta::Quit => {
+                self.input_eof = true;
+                // In a script, the lines after \quit are not sent.
+                self.input.clear();
+            }
+            Meta::Sleep(d) => self.start_sleep(d),
+            Meta::Idle(d) => {
+                if !matches!(self.feed, Feed::Command) || self.cont.is_some() || self.idle.is_some()
+                {
+                    self.out
+                        .notice("\\idle: the current command is not finished; nothing was sent");
+                } else {
+                    self.start_idle(d).await?;
+                }
+            }
             Meta::Login { user, password } => {
                 if !matches!(self.feed, Feed::Command) || self.cont.is_some() {
                     self.out
                         .notice("\\login: the current command is not finished; nothing was sent");
-                    return;
+                    return Ok(());
                 }
                 self.input
                     .extend_from_slice(&meta::login_line(&user, &password));
                 self.meta_login = true;
             }
         }
+        Ok(())
     }
 
     async fn interrupt(&mut self) -> Result<()> {
@@ -893,6 +930,7 @@ impl Session {
             self.out.notice(&format!("sending DONE to end {tag} IDLE"));
             self.conn.send(b"DONE\r\n").await?;
             self.cont_ready = false;
+            self.idle_interrupted();
             // The next prompt comes with IDLE's completion.
             self.prompt_hold = Some(tag);
         }
@@ -1014,6 +1052,7 @@ impl Session {
         if self.prompt_hold.as_deref() == Some(tag) {
             self.prompt_hold = None;
         }
+        self.idle_completed(tag, status).await?;
         if self.logout.as_deref() == Some(tag) {
             self.logged_out = true;
             return Ok(());

@@ -169,10 +169,10 @@ fn append_with_a_synchronizing_literal_and_fetch_it_back() {
 }
 
 /// Collects a child's stdout on a thread, so the test can wait for text.
-struct Capture(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
 
 impl Capture {
-    fn start(mut from: impl Read + Send + 'static) -> Capture {
+    pub(crate) fn start(mut from: impl Read + Send + 'static) -> Capture {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let b = buf.clone();
         std::thread::spawn(move || {
@@ -187,7 +187,11 @@ impl Capture {
         Capture(buf)
     }
 
-    fn wait_for(&self, needle: &str) {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    pub(crate) fn wait_for(&self, needle: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if String::from_utf8_lossy(&self.0.lock().unwrap()).contains(needle) {

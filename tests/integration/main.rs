@@ -7,6 +7,7 @@ mod diag_cases;
 mod dovecot_cases;
 mod fileliteral_cases;
 mod generation_cases;
+mod idle_cases;
 #[cfg(unix)]
 mod literal_display_cases;
 mod pipeline_cases;
