@@ -60,8 +60,8 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub servername: Option<String>,
 
-    /// Seconds allowed for connecting and the TLS handshake, and, in script and -c
-    /// mode, for each wait on a server response.
+    /// Seconds allowed for connecting, the TLS handshake and the greeting, and, in
+    /// script and -c mode, for each wait on a server response and each send.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
 

@@ -212,6 +212,13 @@ impl Framer {
         self.buf.len()
     }
 
+    /// Hands out whatever is buffered and not yet framed (a line without
+    /// its end, a literal announcement's tail). Only for when the stream
+    /// ended in the middle of a response: what did arrive is not lost.
+    pub fn take_rest(&mut self) -> Bytes {
+        self.buf.split().freeze()
+    }
+
     /// True between responses: nothing of a response is pending.
     pub fn at_response_boundary(&self) -> bool {
         matches!(

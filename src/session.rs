@@ -194,8 +194,12 @@ impl Session {
             }
             _ => Stream::Plain(tcp.stream),
         };
+        let mut conn = Connection::new(stream, peer);
+        if wait {
+            conn.set_send_timeout(settings.timeout);
+        }
         let mut session = Session {
-            conn: Connection::new(stream, peer),
+            conn,
             out,
             tagger: Tagger::new(&settings.tag_prefix),
             tls,
@@ -404,6 +408,9 @@ impl Session {
 
     /// Runs until the session ends; returns the exit code.
     pub async fn run(&mut self, mut rx: mpsc::Receiver<Input>) -> Result<u8> {
+        // When the current wait on the server began: only the server's
+        // bytes restart it, never input read meanwhile.
+        let mut waiting_since: Option<tokio::time::Instant> = None;
         loop {
             while let Some(ev) = self
                 .conn
@@ -430,20 +437,29 @@ impl Session {
                 None
             };
             let waiting = self.waiting_on_server() && !self.meta_waiting();
+            if !waiting {
+                waiting_since = None;
+            } else if waiting_since.is_none() {
+                waiting_since = Some(tokio::time::Instant::now());
+            }
             let wake_at = self.wake_at();
             let enter = idle::enter_receiver(&mut self.idle);
             let wakes = wake_at.is_some() || enter.is_some();
             let sleep = async {
-                match (timeout, waiting) {
-                    (Some(d), true) => tokio::time::sleep(d).await,
+                match (timeout, waiting_since) {
+                    (Some(d), Some(since)) => tokio::time::sleep_until(since + d).await,
                     _ => std::future::pending().await,
                 }
             };
             tokio::select! {
                 more = self.conn.fill() => {
+                    if more.is_err() {
+                        self.flush_rest();
+                    }
                     if !more? {
                         return self.server_closed().await;
                     }
+                    waiting_since = None;
                 }
                 input = rx.recv(), if want_input => match input {
                     Some(Input::Data(d)) => {
@@ -465,6 +481,21 @@ impl Session {
                 w = idle::wake(wake_at, enter), if wakes => self.on_wake(w),
             }
         }
+    }
+
+    /// The stream broke off in the middle of a response: its last bytes
+    /// still go to the output, so that a capture holds all that arrived.
+    fn flush_rest(&mut self) {
+        let data = self.conn.take_rest();
+        if !data.is_empty() {
+            let end = LineEnd::Partial;
+            let _ = self.out.event(&Event::Line {
+                data,
+                head: None,
+                end,
+            });
+        }
+        let _ = self.out.finish();
     }
 
     fn timeout_error(&self, d: Duration) -> anyhow::Error {

@@ -88,6 +88,13 @@ pub struct Connection {
     eof: bool,
     /// `--log`: everything sent and received is recorded here.
     log: Option<Transcript>,
+    /// Script mode with `--timeout`: a server that stops reading must not
+    /// block a send forever either.
+    send_timeout: Option<Duration>,
+    /// A send was started and has not finished: if it was abandoned (a
+    /// signal ended the session), the server holds part of a line, and
+    /// nothing more may be written in the middle of it.
+    torn: bool,
 }
 
 impl Connection {
@@ -98,7 +105,18 @@ impl Connection {
             peer,
             eof: false,
             log: None,
+            send_timeout: None,
+            torn: false,
         }
+    }
+
+    pub fn set_send_timeout(&mut self, timeout: Option<Duration>) {
+        self.send_timeout = timeout;
+    }
+
+    /// A send was abandoned half-way (see `torn`).
+    pub fn torn(&self) -> bool {
+        self.torn
     }
 
     /// Starts recording the session (`--log`), from its connect event.
@@ -189,13 +207,29 @@ impl Connection {
             log.flush();
         }
         let peer = self.peer.clone();
+        let limit = self.send_timeout;
+        self.torn = true;
         let s = self.stream().map_err(|e| error::lost(e.to_string()))?;
-        let r = async {
+        let write = async {
             s.write_all(bytes).await?;
             s.flush().await
-        }
-        .await;
+        };
+        let r = match limit {
+            Some(d) => tokio::time::timeout(d, write).await.map_err(|_| {
+                error::lost(format!(
+                    "timed out after {} sending to {peer} (the server is not reading)",
+                    secs(d)
+                ))
+            })?,
+            None => write.await,
+        };
+        self.torn = false;
         r.map_err(|e| error::lost(format!("cannot send to {peer}: {}", io_text(&e))))
+    }
+
+    /// Bytes received but never framed, after the stream broke off.
+    pub fn take_rest(&mut self) -> bytes::Bytes {
+        self.framer.take_rest()
     }
 
     /// Bytes received and not yet framed into events.
@@ -308,6 +342,7 @@ pub async fn connect_tcp(settings: &Settings) -> Result<Tcp> {
             match TcpStream::connect(addr).await {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
+                    keepalive(&s);
                     return Ok(Tcp {
                         stream: s,
                         addr: *addr,
@@ -341,6 +376,34 @@ pub async fn connect_tcp(settings: &Settings) -> Result<Tcp> {
         })?,
         None => work.await,
     }
+}
+
+/// TCP keepalive: idle time before the first probe, then the interval
+/// and number of unanswered probes after which the connection is dead.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub const KEEPALIVE_RETRIES: u32 = 6;
+
+/// Without keepalive, a read from a server that vanished (a NAT entry
+/// expired, a host powered off) waits forever: nothing is ever sent that
+/// could fail. With it, such a connection fails after about two minutes
+/// of silence, with or without `--timeout`. Best effort: a platform that
+/// refuses the option still works, it just cannot notice a dead peer.
+fn keepalive(s: &TcpStream) {
+    let params = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "windows"
+    ))]
+    let params = params
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    let _ = socket2::SockRef::from(s).set_tcp_keepalive(&params);
 }
 
 pub fn secs(d: Duration) -> String {
