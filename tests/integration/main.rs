@@ -7,6 +7,8 @@ mod diag_cases;
 mod dovecot_cases;
 mod fileliteral_cases;
 mod generation_cases;
+#[cfg(unix)]
+mod hostile_cases;
 mod idle_cases;
 #[cfg(unix)]
 mod literal_display_cases;

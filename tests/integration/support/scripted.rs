@@ -91,6 +91,10 @@ pub enum Step {
         chunk: usize,
         delay: Duration,
     },
+    /// Write `bytes` `times` times over (each write flushed), for streams
+    /// too big to hold: memory tests relay hundreds of MiB. These bytes are
+    /// counted in [`Transcript::sent_len`] but not kept in `sent`.
+    SendRepeated { bytes: Vec<u8>, times: usize },
     /// Read one line (up to and including LF) and check that, without its
     /// CRLF, it equals this string exactly.
     Expect(String),
@@ -159,8 +163,11 @@ pub struct Transcript {
     /// or plaintext sent where a ClientHello should have come. Empty when
     /// the client behaved.
     pub pre_tls_plaintext: Vec<u8>,
-    /// Every byte the server wrote (before encryption).
+    /// Every byte the server wrote (before encryption), except those of
+    /// `SendRepeated`.
     pub sent: Vec<u8>,
+    /// How many bytes the server wrote, `SendRepeated` included.
+    pub sent_len: u64,
     /// Interleaved dialog for diagnostics: `S: ...` (server wrote),
     /// `C: ...` (client bytes read), `-- ...` (events), escaped.
     pub log: Vec<String>,
@@ -593,14 +600,22 @@ impl Session {
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), Flow> {
+        self.write_recorded(bytes, true).await
+    }
+
+    /// `record`: keep the bytes in `sent` and the log (else only count them).
+    async fn write_recorded(&mut self, bytes: &[u8], record: bool) -> Result<(), Flow> {
         let Some(conn) = self.conn.as_mut() else {
             return Err(self.fail("cannot send: connection already closed".into()));
         };
         match timeout(STEP_TIMEOUT, conn.write_flush(bytes)).await {
             Ok(Ok(())) => {
                 let mut r = lock(&self.rec);
-                r.sent.extend_from_slice(bytes);
-                r.log.push(format!("S: {}", show(bytes)));
+                r.sent_len += bytes.len() as u64;
+                if record {
+                    r.sent.extend_from_slice(bytes);
+                    r.log.push(format!("S: {}", show(bytes)));
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(self.fail(format!("sending {} failed: {e}", show(bytes)))),
@@ -631,6 +646,19 @@ impl Session {
                         tokio::time::sleep(delay).await;
                     }
                 }
+                Flow::Next
+            }
+            Step::SendRepeated { bytes, times } => {
+                for _ in 0..times {
+                    if let Err(f) = self.write_recorded(&bytes, false).await {
+                        return f;
+                    }
+                }
+                self.log(format!(
+                    "S: {} bytes ({times} x {})",
+                    bytes.len() * times,
+                    show(&bytes[..bytes.len().min(40)])
+                ));
                 Flow::Next
             }
             Step::Expect(want) => match self.read_line(&format!("line {want:?}")).await {
