@@ -30,7 +30,8 @@ use std::time::Duration;
         Exit codes: 0 ok; 1 a command completed NO or BAD (script and -c mode) or the -u login was refused; \
         2 usage or script error; 3 could not connect (DNS, TCP, TLS, certificate, \
         STARTTLS, greeting BYE); 4 connection lost, protocol error or timeout; \
-        5 --expiry-warn: a certificate expires within DAYS."
+        5 --expiry-warn: a certificate expires within DAYS; 130/143 a script ended by \
+        SIGINT/SIGTERM (after a LOGOUT when possible)."
 )]
 pub struct Cli {
     /// Server: HOST, HOST:PORT, [IPV6]:PORT, imap://HOST[:PORT] or imaps://HOST[:PORT].

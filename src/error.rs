@@ -2,7 +2,8 @@
 //!
 //! Code deep in the session raises a [`Fail`] carrying its class; `main`
 //! turns whatever error ends the run into one line on stderr and the code
-//! documented in the README. Errors that were never classified are treated
+//! documented in the README: 0 ok, 1 a command completed NO or BAD, 2
+//! usage, 3 connect, 4 lost, 130 SIGINT and 143 SIGTERM (script mode). Errors that were never classified are treated
 //! as a lost connection, the most common cause of an unexpected failure.
 
 use std::fmt;
@@ -91,6 +92,22 @@ pub const COMMAND_FAILED: u8 = 1;
 /// Exit code 5: `--expiry-warn DAYS` and a certificate of the chain
 /// expires within DAYS (the run itself went through).
 pub const CERT_EXPIRING: u8 = 5;
+
+/// Script or `-c` mode ended by SIGINT (Ctrl-C), after a LOGOUT where the
+/// wire allowed one: 128 + 2, what shells report for a death by SIGINT,
+/// so `cmd || echo failed` and `$?` read as they do for any tool.
+pub const INTERRUPTED: u8 = 130;
+
+/// The same for SIGTERM: 128 + 15.
+pub const TERMINATED: u8 = 143;
+
+/// Writes one line to stderr. Unlike `eprintln!`, a stderr nobody reads
+/// any more (`imaptalk … 2>&1 | head`) is not a panic: the line is lost,
+/// as it is for every Unix filter.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
 
 /// The code for an error that ended the run.
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {

@@ -25,6 +25,7 @@
 //!   plaintext rule; the exchange itself is a set-up step of the session.
 //! - [`diag`] and [`certinfo`]: `-v`, `--show-certs`, `--expiry-warn`: the
 //!   connection, the TLS parameters and the certificate chain; [`b64`].
+//! - [`signals`]: SIGINT/SIGTERM end a script run with LOGOUT.
 //! - [`error`]: failure classes and exit codes.
 
 // No panics by construction: a hostile server or a bad script must end in
@@ -50,6 +51,7 @@ pub mod render;
 pub mod repl;
 pub mod script;
 pub mod session;
+pub mod signals;
 pub mod target;
 pub mod transcript;
 pub mod transport;
@@ -132,8 +134,23 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
                 Input::Commands(c) => script::commands(c),
                 _ => script::stdin(),
             };
-            let mut session = Session::establish(settings, out, true, None).await?;
-            session.run(rx).await
+            // SIGINT/SIGTERM end a script cleanly: LOGOUT if possible.
+            let mut signals = signals::Signals::new();
+            let mut session = tokio::select! {
+                s = Session::establish(settings, out, true, None) => s?,
+                kind = signals.recv() => {
+                    error::say(&format!(
+                        "imaptalk: interrupted by {} before the session was set up",
+                        kind.name()
+                    ));
+                    return Ok(kind.exit_code());
+                }
+            };
+            let kind = tokio::select! {
+                r = session.run(rx) => return r,
+                kind = signals.recv() => kind,
+            };
+            Ok(session.stop(kind, &mut signals).await)
         }
     }
 }

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if imaptalk::error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("imaptalk: {}", imaptalk::error::message(&err));
+            imaptalk::error::say(&format!("imaptalk: {}", imaptalk::error::message(&err)));
             imaptalk::error::exit_code(&err)
         }
     }

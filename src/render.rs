@@ -215,7 +215,9 @@ impl Output {
                 };
                 let _ = tx.send(line);
             }
-            _ => self.progress.suspend(|| eprintln!("imaptalk: {msg}")),
+            _ => self
+                .progress
+                .suspend(|| crate::error::say(&format!("imaptalk: {msg}"))),
         }
     }
 
@@ -229,7 +231,7 @@ impl Output {
             }) => {
                 let _ = tx.send(text.to_string());
             }
-            _ => self.progress.suspend(|| eprintln!("{text}")),
+            _ => self.progress.suspend(|| crate::error::say(text)),
         }
     }
 

@@ -38,6 +38,8 @@ use std::time::{Duration, Instant};
 mod setup;
 use tokio::sync::mpsc;
 
+mod stop;
+
 /// What the input side sends the session.
 #[derive(Debug)]
 pub enum Input {

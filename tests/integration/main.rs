@@ -16,6 +16,8 @@ mod pipeline_cases;
 #[cfg(unix)]
 mod pty_cases;
 mod scripted_cases;
+#[cfg(unix)]
+mod signal_cases;
 mod support;
 mod tls_cases;
 mod transcript_cases;
