@@ -76,6 +76,11 @@ pub struct Cli {
     #[arg(long)]
     pub pipeline: bool,
 
+    /// After a successful LOGIN or AUTHENTICATE, send COMPRESS DEFLATE when the
+    /// server offers COMPRESS=DEFLATE (RFC 4978); output stays the plain protocol.
+    #[arg(long)]
+    pub compress: bool,
+
     /// Prefix of the automatic tags (a1, a2, …).
     #[arg(long, value_name = "PREFIX", default_value = "a")]
     pub tag_prefix: String,
@@ -228,6 +233,8 @@ pub struct Settings {
     pub full: bool,
     /// No progress bar for big literals.
     pub quiet: bool,
+    /// `--compress`: COMPRESS DEFLATE after login when offered.
+    pub compress: bool,
     /// Where the interactive history is kept; None: in memory only.
     pub history: Option<PathBuf>,
     /// `--log FILE`: where the transcript is appended.
@@ -385,6 +392,7 @@ impl Cli {
             pipeline: self.pipeline,
             full: self.full,
             quiet: self.quiet,
+            compress: self.compress,
             history,
             log: self.log,
             log_literals: self.log_literals,

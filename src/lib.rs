@@ -19,6 +19,7 @@
 //!   bar for big literals going to a file.
 //! - [`repl`] and [`script`]: the interactive and non-interactive drivers;
 //!   [`meta`]: the REPL's `\` meta-commands and command reference.
+//! - [`compress`]: COMPRESS=DEFLATE, a layer under the framer, and `--compress`.
 //! - [`transcript`]: `--log`, the session recorded in a file.
 //! - [`generation`]: shell completions and the man page (`--generate`).
 //! - [`auth`]: `-u`: credential sources, mechanisms, SASL payloads, the
@@ -39,6 +40,7 @@ pub mod certinfo;
 pub mod cli;
 pub mod command;
 pub mod complete;
+pub mod compress;
 pub mod diag;
 pub mod error;
 pub mod fileliteral;

@@ -21,6 +21,7 @@ mod idle;
 use crate::caps::Capabilities;
 use crate::cli::{Security, Settings};
 use crate::command::{self, Prepared, Tagger, masked};
+use crate::compress;
 use crate::error;
 use crate::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
 use crate::meta::{self, Meta};
@@ -147,6 +148,8 @@ pub struct Session {
     meta_login: bool,
     /// What the server advertised (file literals depend on it).
     caps: Capabilities,
+    /// `--compress`: COMPRESS DEFLATE after login.
+    auto_compress: compress::Auto,
     /// The rest of a command line with `{@…}` file literals.
     segments: VecDeque<Segment>,
     /// The file whose literal the line just sent announces.
@@ -204,6 +207,7 @@ impl Session {
             conn,
             out,
             tagger: Tagger::new(&settings.tag_prefix),
+            auto_compress: compress::Auto::new(settings.compress),
             tls,
             settings,
             wait,
@@ -280,6 +284,7 @@ impl Session {
                         }
                         self.caps.learn(data);
                         self.last_line = strip_line_end(data).to_vec();
+                        self.auto_compress.saw_line(data);
                         first = Some((h.clone(), line_text(data)));
                     }
                     if *end == LineEnd::Response
@@ -327,6 +332,9 @@ impl Session {
             }
             Kind::Untagged(Status::Preauth) => {
                 self.user = Some("?".to_string());
+                if let Some(notice) = self.auto_compress.logged_in() {
+                    self.out.notice(notice);
+                }
                 Ok(())
             }
             Kind::Untagged(Status::Bye) => Err(error::connect(format!(
@@ -626,6 +634,16 @@ impl Session {
                     if !self.can_start_line() {
                         return Ok(Stop::Blocked);
                     }
+                    if let Some(cmd) = self.auto_compress.due() {
+                        let outstanding = &self.outstanding;
+                        let p = command::prepare(cmd.as_bytes(), &mut self.tagger, |t| {
+                            outstanding.iter().any(|o| o.tag == t)
+                        })
+                        .map_err(|e| error::usage(e.to_string()))?;
+                        self.auto_compress.sent(&p.tag);
+                        self.send_command(p).await?;
+                        continue;
+                    }
                     let Some(line) = take_line(&mut self.input, self.input_eof) else {
                         if self.input_eof {
                             self.end_of_input().await?;
@@ -840,8 +858,11 @@ impl Session {
         match p.name.as_str() {
             "LOGOUT" => self.logout = Some(p.tag.clone()),
             "STARTTLS" if !self.conn.is_tls() => self.barrier = Some(p.tag.clone()),
+            // Nothing more until the server says whether it compresses.
+            "COMPRESS" if !self.conn.is_compressed() => self.barrier = Some(p.tag.clone()),
             _ => {}
         }
+        self.auto_compress.sending(&p.name);
         if self.settings.echo {
             self.out.echo(&masked(&p));
         }
@@ -981,6 +1002,7 @@ impl Session {
                 }
                 if h.kind != Kind::Continuation {
                     self.caps.learn(&data);
+                    self.auto_compress.saw_line(&data);
                 }
                 self.response = Some((h, line_text(&data)));
             }
@@ -1099,6 +1121,15 @@ impl Session {
                 self.send_command(p).await?;
             }
         }
+        if o.name == "COMPRESS" && status == Status::Ok {
+            self.conn.compress()?;
+            if self.settings.render || self.settings.verbose {
+                self.out.notice("COMPRESS=DEFLATE active");
+            }
+        }
+        if let Some(notice) = self.auto_compress.completed(tag) {
+            self.out.notice(notice);
+        }
         Ok(())
     }
 
@@ -1109,6 +1140,9 @@ impl Session {
             Status::Ok => match name {
                 "LOGIN" | "AUTHENTICATE" => {
                     self.user = Some(o.arg.clone().unwrap_or_else(|| "?".to_string()));
+                    if let Some(notice) = self.auto_compress.logged_in() {
+                        self.out.notice(notice);
+                    }
                 }
                 "SELECT" | "EXAMINE" => {
                     self.mailbox = Some(o.arg.clone().unwrap_or_else(|| "?".to_string()));
@@ -1128,6 +1162,7 @@ impl Session {
 
     async fn server_closed(&mut self) -> Result<u8> {
         self.out.finish()?;
+        self.report_compression();
         if self.logout.is_some() {
             return Ok(self.exit_code());
         }
@@ -1139,12 +1174,22 @@ impl Session {
 
     async fn finish(&mut self) -> Result<u8> {
         self.out.finish()?;
+        self.report_compression();
         self.conn.shutdown().await;
         let unsent = take_line(&mut self.input, true).is_some_and(|l| !l.trim_ascii().is_empty());
         if unsent && self.wait {
             self.out.notice("warning: input after LOGOUT was not sent");
         }
         Ok(self.exit_code())
+    }
+
+    /// What COMPRESS saved: on a terminal, or on stderr with `-v`.
+    fn report_compression(&mut self) {
+        if let Some(stats) = self.conn.compress_stats()
+            && (self.settings.render || self.settings.verbose)
+        {
+            self.out.notice(&stats.describe());
+        }
     }
 
     fn exit_code(&self) -> u8 {

@@ -2,6 +2,7 @@
 //! and the [`Connection`] that owns the socket and the framer.
 
 use crate::cli::Settings;
+use crate::compress::{Deflate, Stats};
 use crate::error;
 use crate::framer::{Event, FrameError, Framer};
 use crate::transcript::{Sending, Transcript};
@@ -32,10 +33,21 @@ use tokio_rustls::rustls::{
 /// literal streams through.
 pub const READ_SIZE: usize = 128 * 1024;
 
-/// The socket, plain or encrypted.
+/// The socket, plain or encrypted, and maybe compressed (COMPRESS=DEFLATE).
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Deflate(Box<Deflate<Stream>>),
+}
+
+impl Stream {
+    fn tls(&self) -> Option<&TlsStream<TcpStream>> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => Some(s),
+            Stream::Deflate(d) => d.get_ref().tls(),
+        }
+    }
 }
 
 impl AsyncRead for Stream {
@@ -47,6 +59,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -60,18 +73,21 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -136,7 +152,40 @@ impl Connection {
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self.stream, Some(Stream::Tls(_)))
+        self.stream.as_ref().and_then(Stream::tls).is_some()
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        matches!(self.stream, Some(Stream::Deflate(_)))
+    }
+
+    /// Bytes on the wire and of protocol since COMPRESS, each way.
+    pub fn compress_stats(&self) -> Option<Stats> {
+        match &self.stream {
+            Some(Stream::Deflate(d)) => Some(d.stats()),
+            _ => None,
+        }
+    }
+
+    /// Switches both directions to deflate (after `COMPRESS DEFLATE` got
+    /// OK). Bytes already received after the OK are compressed data: they
+    /// go into the decompressor, not to the framer.
+    pub fn compress(&mut self) -> Result<()> {
+        let stream = match self.stream.take() {
+            Some(Stream::Deflate(d)) => {
+                self.stream = Some(Stream::Deflate(d));
+                return Err(error::lost(
+                    "protocol error: the server accepted COMPRESS on a compressed connection",
+                ));
+            }
+            Some(s) => s,
+            None => return Err(error::lost("connection already closed")),
+        };
+        let already = self.framer.buffer_mut().split().to_vec();
+        self.framer = Framer::new();
+        self.stream = Some(Stream::Deflate(Box::new(Deflate::new(stream, already))));
+        self.log_event("compress deflate");
+        Ok(())
     }
 
     fn stream(&mut self) -> io::Result<&mut Stream> {
@@ -244,7 +293,7 @@ impl Connection {
         debug_assert_eq!(self.framer.buffered(), 0);
         let Some(Stream::Plain(tcp)) = self.stream.take() else {
             return Err(error::connect(
-                "STARTTLS on a connection that is already TLS",
+                "STARTTLS on a connection that is already TLS or compressed",
             ));
         };
         let tls_stream = handshake(tcp, tls, timeout).await?;
@@ -266,10 +315,7 @@ impl Connection {
 
     /// What was negotiated, once TLS is up.
     pub fn tls_info(&self) -> Option<TlsInfo> {
-        match &self.stream {
-            Some(Stream::Tls(s)) => Some(tls_info(s)),
-            _ => None,
-        }
+        self.stream.as_ref()?.tls().map(tls_info)
     }
 
     /// A description of the TLS session, for the user.

@@ -117,6 +117,11 @@ pub enum Step {
     StartTls,
     /// Do nothing for this long (does not read).
     Sleep(Duration),
+    /// COMPRESS=DEFLATE (RFC 4978): write `ok` (the tagged OK) and, in the
+    /// same write, `then` deflated. From then on everything the server
+    /// writes is deflated (sync flush per write) and everything it reads is
+    /// inflated; `received`, `sent` and the dialog hold the protocol bytes.
+    Compress { ok: Vec<u8>, then: Vec<u8> },
     /// Close the connection gracefully and end the script.
     Close,
     /// Close with a TCP RST (SO_LINGER 0) and end the script.
@@ -426,6 +431,57 @@ struct Session {
     rec: Arc<Mutex<Transcript>>,
     starttls: Option<Arc<ServerConfig>>,
     step_no: usize,
+    /// After `Step::Compress`: raw deflate both ways.
+    deflate: Option<Deflater>,
+}
+
+struct Deflater {
+    out: flate2::Compress,
+    inp: flate2::Decompress,
+}
+
+impl Deflater {
+    fn new() -> Self {
+        Deflater {
+            out: flate2::Compress::new(flate2::Compression::default(), false),
+            inp: flate2::Decompress::new(false),
+        }
+    }
+
+    /// `data` deflated and sync-flushed, so the client can inflate all of it.
+    fn deflate(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        let mut taken = 0;
+        loop {
+            wire.reserve(data.len() + 4096);
+            let room = wire.capacity() - wire.len();
+            let (i, o) = (self.out.total_in(), self.out.total_out());
+            self.out
+                .compress_vec(&data[taken..], &mut wire, flate2::FlushCompress::Sync)
+                .expect("deflate");
+            taken += (self.out.total_in() - i) as usize;
+            if taken == data.len() && ((self.out.total_out() - o) as usize) < room {
+                return wire;
+            }
+        }
+    }
+
+    fn inflate(&mut self, wire: &[u8]) -> Result<Vec<u8>, String> {
+        let mut data = Vec::new();
+        let mut taken = 0;
+        loop {
+            data.reserve(64 * 1024);
+            let room = data.capacity() - data.len();
+            let (i, o) = (self.inp.total_in(), self.inp.total_out());
+            self.inp
+                .decompress_vec(&wire[taken..], &mut data, flate2::FlushDecompress::None)
+                .map_err(|e| format!("client sent corrupt deflate data: {e}"))?;
+            taken += (self.inp.total_in() - i) as usize;
+            if taken == wire.len() && ((self.inp.total_out() - o) as usize) < room {
+                return Ok(data);
+            }
+        }
+    }
 }
 
 async fn run(
@@ -480,6 +536,7 @@ async fn run(
         rec,
         starttls,
         step_no: 0,
+        deflate: None,
     };
     let mut flow = Flow::Next;
     for (i, step) in steps.into_iter().enumerate() {
@@ -527,10 +584,19 @@ impl Session {
                 Read::Eof
             }
             Ok(Ok(n)) => {
-                self.buf.extend_from_slice(&tmp[..n]);
+                let data = match self.deflate.as_mut().map(|d| d.inflate(&tmp[..n])) {
+                    None => tmp[..n].to_vec(),
+                    Some(Ok(data)) => data,
+                    Some(Err(e)) => {
+                        self.eof = true;
+                        self.log(format!("-- {e}"));
+                        return Read::Err(io::Error::other(e));
+                    }
+                };
+                self.buf.extend_from_slice(&data);
                 let mut r = lock(&self.rec);
-                r.received.extend_from_slice(&tmp[..n]);
-                r.log.push(format!("C: {}", show(&tmp[..n])));
+                r.received.extend_from_slice(&data);
+                r.log.push(format!("C: {}", show(&data)));
                 Read::Data
             }
             Ok(Err(e)) => {
@@ -604,11 +670,21 @@ impl Session {
     }
 
     /// `record`: keep the bytes in `sent` and the log (else only count them).
+    /// After `Step::Compress` they go out deflated.
     async fn write_recorded(&mut self, bytes: &[u8], record: bool) -> Result<(), Flow> {
+        let wire = match self.deflate.as_mut() {
+            Some(d) => d.deflate(bytes),
+            None => bytes.to_vec(),
+        };
+        self.write_wire(&wire, bytes, record).await
+    }
+
+    /// Writes `wire`, recording `bytes` (what it means) as sent.
+    async fn write_wire(&mut self, wire: &[u8], bytes: &[u8], record: bool) -> Result<(), Flow> {
         let Some(conn) = self.conn.as_mut() else {
             return Err(self.fail("cannot send: connection already closed".into()));
         };
-        match timeout(STEP_TIMEOUT, conn.write_flush(bytes)).await {
+        match timeout(STEP_TIMEOUT, conn.write_flush(wire)).await {
             Ok(Ok(())) => {
                 let mut r = lock(&self.rec);
                 r.sent_len += bytes.len() as u64;
@@ -746,6 +822,31 @@ impl Session {
                 }
             }
             Step::StartTls => self.start_tls().await,
+            Step::Compress { ok, then } => {
+                if self.deflate.is_some() {
+                    return self.fail("script bug: Compress on a compressed connection".into());
+                }
+                let mut d = Deflater::new();
+                let mut wire = ok.clone();
+                wire.extend(d.deflate(&then));
+                self.deflate = Some(d);
+                // Bytes the client sent before it saw the OK were not compressed.
+                if !self.buf.is_empty() {
+                    return self.fail(format!(
+                        "client sent {} after COMPRESS before the OK",
+                        show(&self.buf)
+                    ));
+                }
+                let mut meaning = ok;
+                meaning.extend_from_slice(&then);
+                match self.write_wire(&wire, &meaning, true).await {
+                    Ok(()) => {
+                        self.log("-- COMPRESS=DEFLATE active".into());
+                        Flow::Next
+                    }
+                    Err(f) => f,
+                }
+            }
             Step::Sleep(d) => {
                 tokio::time::sleep(d).await;
                 Flow::Next
