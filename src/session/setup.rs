@@ -88,6 +88,8 @@ impl Session {
             };
             eprintln!("imaptalk: logging in as {shown_user} ({how})");
         }
+        // --compress: only capabilities announced from now on count.
+        self.auto_compress.sending("LOGIN");
         let refusal = match mech {
             Mechanism::Login => self.login_command(user, &secret).await?,
             _ => self.authenticate(mech, user, &secret).await?,
@@ -95,6 +97,9 @@ impl Session {
         match refusal {
             None => {
                 self.user = Some(user.to_string());
+                if let Some(notice) = self.auto_compress.logged_in() {
+                    self.out.notice(notice);
+                }
                 Ok(())
             }
             Some(text) => {

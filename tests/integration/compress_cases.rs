@@ -182,6 +182,36 @@ fn compress_flag_after_login_over_tls() {
         stats.contains(" MB of protocol") || stats.contains(" kB of protocol"),
         "{stats}"
     );
+    // After the automatic login of -u too (here over plaintext to this
+    // machine, with the transcript showing the switch).
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.log");
+    let out = imaptalk()
+        .env("IMAPTALK_PASSWORD", pass)
+        .args(["--compress", "--echo", "-u", user, "--log"])
+        .arg(&log)
+        .arg(local(d.plain_port()))
+        .args(["-c", "SELECT INBOX"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}\n{}", d.log());
+    let sent: Vec<&str> = err.lines().filter(|l| l.starts_with("C: ")).collect();
+    assert_eq!(
+        sent[1..],
+        [
+            "C: a2 COMPRESS DEFLATE",
+            "C: a3 SELECT INBOX",
+            "C: a4 LOGOUT"
+        ],
+        "{err}"
+    );
+    let t = std::fs::read_to_string(&log).unwrap();
+    assert!(!t.contains(pass), "{t}");
+    let at = t
+        .find(" *: compress deflate\n")
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(t[at..].contains(" S: a3 OK [READ-WRITE]"), "{t}");
 }
 
 #[test]
