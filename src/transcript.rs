@@ -257,11 +257,11 @@ impl Transcript {
     /// transcript, with a warning, and the session goes on.
     fn fail(&mut self, e: &std::io::Error) {
         self.failed = true;
-        eprintln!(
+        error::say(&format!(
             "imaptalk: warning: cannot write the transcript to {}: {}; it stops here",
             self.name,
             io_text(e)
-        );
+        ));
     }
 }
 

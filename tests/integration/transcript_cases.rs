@@ -270,6 +270,37 @@ fn an_unwritable_log_is_a_usage_error_before_connecting() {
     );
 }
 
+/// A full disk (here /dev/full) stops the transcript with one warning;
+/// the session itself goes on and ends normally.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_transcript_that_cannot_be_written_warns_once_and_the_session_goes_on() {
+    let mut steps = vec![send("* OK ready\n")];
+    for i in 1..=3 {
+        steps.push(expect(&format!("a{i} NOOP")));
+        steps.push(send(&format!("a{i} OK done\n")));
+    }
+    steps.extend([
+        expect("a4 LOGOUT"),
+        send("* BYE bye\na4 OK bye\n"),
+        Step::Close,
+    ]);
+    let server = ScriptedServer::start(steps);
+    let out = imaptalk()
+        .args(["--log", "/dev/full"])
+        .arg(local(server.port()))
+        .args(["-c", "NOOP", "-c", "NOOP", "-c", "NOOP"])
+        .output()
+        .unwrap();
+    server.finish().assert_ok();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        err,
+        "imaptalk: warning: cannot write the transcript to /dev/full: No space left on device; it stops here\n"
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn dovecot_session_logged_in_full_without_passwords() {
