@@ -101,6 +101,11 @@ pub struct Cli {
     #[arg(long)]
     pub echo: bool,
 
+    /// Print how long each command took on stderr (`a3 28.1 ms SELECT`);
+    /// on a terminal every completion shows it anyway (`(28 ms)`).
+    #[arg(long)]
+    pub timing: bool,
+
     /// Keep the interactive history in FILE [default: imaptalk/history in the
     /// data directory, e.g. ~/.local/share]. LOGIN and AUTHENTICATE lines and
     /// anything typed for a continuation or literal are never stored.
@@ -227,6 +232,8 @@ pub struct Settings {
     pub render: bool,
     pub color: bool,
     pub echo: bool,
+    /// `--timing`: each command's time on stderr.
+    pub timing: bool,
     /// Script mode: send commands without waiting for each completion.
     pub pipeline: bool,
     /// On a terminal, show long literals in full.
@@ -389,6 +396,7 @@ impl Cli {
             render,
             color,
             echo: self.echo,
+            timing: self.timing,
             pipeline: self.pipeline,
             full: self.full,
             quiet: self.quiet,

@@ -162,6 +162,14 @@ impl Output {
     }
 
     pub fn event(&mut self, ev: &Event) -> io::Result<()> {
+        self.event_noted(ev, None)
+    }
+
+    /// An event with a note for the person reading (a command's time, a
+    /// decoded mailbox name), shown dimmed after the line that ends a
+    /// response; `note` must be safe to show (escaped). Raw output and
+    /// other events never get one.
+    pub fn event_noted(&mut self, ev: &Event, note: Option<&str>) -> io::Result<()> {
         self.progress.event(ev);
         match &mut self.mode {
             Mode::Raw(w) => match ev {
@@ -169,7 +177,7 @@ impl Output {
             },
             Mode::Discard => Ok(()),
             Mode::Text(t) => {
-                t.event(ev);
+                t.event(ev, note);
                 if t.pending.len() > 64 * 1024 {
                     t.flush_lines(false)?;
                 }
@@ -242,7 +250,7 @@ impl Output {
 }
 
 impl Text {
-    fn event(&mut self, ev: &Event) {
+    fn event(&mut self, ev: &Event, note: Option<&str>) {
         match ev {
             Event::Line { data, head, end } => {
                 if let Some(head) = head {
@@ -263,6 +271,14 @@ impl Text {
                 }
                 if let Some(s) = self.style {
                     let _ = write!(self.pending, "{}", s.render_reset());
+                }
+                if let Some(note) = note.filter(|_| *end == LineEnd::Response) {
+                    if self.color {
+                        let s = Style::new().dimmed();
+                        let _ = write!(self.pending, "  {}{note}{}", s.render(), s.render_reset());
+                    } else {
+                        let _ = write!(self.pending, "  {note}");
+                    }
                 }
                 if *end != LineEnd::Partial {
                     self.pending.push('\n');

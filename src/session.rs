@@ -17,6 +17,7 @@
 
 mod files;
 mod idle;
+mod notes;
 
 use crate::caps::Capabilities;
 use crate::cli::{Security, Settings};
@@ -98,6 +99,8 @@ struct Outstanding {
     arg: Option<String>,
     /// `--pipeline`: nothing else may be in flight with this command.
     alone: bool,
+    /// When its line was sent (the timing shown on completion).
+    started: std::time::Instant,
 }
 
 pub struct Session {
@@ -846,6 +849,7 @@ impl Session {
             sent: p.literal.is_none(),
             arg: command::state_argument(&p),
             alone: pipeline::alone(&p.name, p.literal.is_some()),
+            started: std::time::Instant::now(),
         });
         let meta_login = std::mem::take(&mut self.meta_login) && p.name == "LOGIN";
         if self.prompt.is_some()
@@ -992,7 +996,8 @@ impl Session {
     }
 
     async fn on_event(&mut self, ev: Event) -> Result<()> {
-        self.out.event(&ev)?;
+        let note = self.note_for(&ev);
+        self.out.event_noted(&ev, note.as_deref())?;
         if let Event::Line { data, head, end } = ev {
             if let Some(h) = head {
                 if let Some(known) = &self.known
@@ -1065,6 +1070,7 @@ impl Session {
             return Ok(());
         };
         let o = self.outstanding.remove(i);
+        self.report_timing(&o);
         self.track_state(&o, status);
         let failed = matches!(status, Status::No | Status::Bad);
         if failed {

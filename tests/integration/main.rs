@@ -13,6 +13,7 @@ mod hostile_cases;
 mod idle_cases;
 #[cfg(unix)]
 mod literal_display_cases;
+mod notes_cases;
 mod pipeline_cases;
 #[cfg(unix)]
 mod pty_cases;

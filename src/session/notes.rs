@@ -1,0 +1,73 @@
+//! What terminal rendering adds after a server line (dimmed): the time a
+//! command took on its tagged completion; and `--timing`, the same per
+//! command on stderr for scripts.
+
+use super::{Outstanding, Session};
+use crate::framer::{Event, Kind, LineEnd};
+use std::time::Duration;
+
+/// A duration as people read it: `0.4 ms`, `28 ms`, `2.5 s`.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 10_000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
+impl Session {
+    /// The note shown after this line in terminal rendering, if any: only
+    /// on the line that ends a response.
+    pub(super) fn note_for(&self, ev: &Event) -> Option<String> {
+        if !self.settings.render {
+            return None;
+        }
+        let Event::Line {
+            head,
+            end: LineEnd::Response,
+            ..
+        } = ev
+        else {
+            return None;
+        };
+        let head = head.as_ref().or(self.response.as_ref().map(|r| &r.0))?;
+        match &head.kind {
+            Kind::Tagged { tag, .. } => {
+                let o = self
+                    .outstanding
+                    .iter()
+                    .find(|o| o.tag.as_bytes() == &tag[..])?;
+                Some(format!("({})", human(o.started.elapsed())))
+            }
+            _ => None,
+        }
+    }
+
+    /// `--timing`: one line per completed command on stderr, e.g.
+    /// `a3 28.1 ms SELECT`. At the prompt the rendered completion already
+    /// shows it.
+    pub(super) fn report_timing(&mut self, o: &Outstanding) {
+        if !self.settings.timing || (self.prompt.is_some() && self.settings.render) {
+            return;
+        }
+        let ms = o.started.elapsed().as_secs_f64() * 1000.0;
+        self.out
+            .message(&format!("{} {ms:.1} ms {}", o.tag, o.name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human(Duration::from_micros(400)), "0.4 ms");
+        assert_eq!(human(Duration::from_micros(28_400)), "28 ms");
+        assert_eq!(human(Duration::from_millis(9_999)), "9999 ms");
+        assert_eq!(human(Duration::from_millis(12_340)), "12.3 s");
+    }
+}

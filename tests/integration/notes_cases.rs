@@ -1,0 +1,77 @@
+//! What rendering adds for people: each command's time on its completion
+//! (`--timing` on stderr for scripts).
+
+use crate::support::scripted::{ScriptedServer, Step, expect, send};
+use crate::support::{imaptalk, local, stderr_of};
+use std::time::Duration;
+
+fn logout(tag: &str) -> Vec<Step> {
+    vec![
+        expect(&format!("{tag} LOGOUT")),
+        send(&format!("* BYE bye\n{tag} OK Logout completed.\n")),
+        Step::Close,
+    ]
+}
+
+#[test]
+fn timing_prints_each_command_on_stderr_and_leaves_stdout_alone() {
+    let mut steps = vec![
+        send("* OK ready\n"),
+        expect("a1 NOOP"),
+        // The time covers the wait for the completion.
+        Step::Sleep(Duration::from_millis(300)),
+        send("a1 OK done\n"),
+        expect("a2 UID FETCH 1 FLAGS"),
+        send("* 1 FETCH (UID 1 FLAGS ())\na2 OK done\n"),
+    ];
+    steps.extend(logout("a3"));
+    let server = ScriptedServer::start(steps);
+    let out = imaptalk()
+        .arg(local(server.port()))
+        .args(["--timing", "-c", "NOOP", "-c", "UID FETCH 1 FLAGS"])
+        .output()
+        .unwrap();
+    let t = server.finish();
+    t.assert_ok();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, t.sent, "stdout stays the server's bytes");
+    let err = stderr_of(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    let parse = |line: &str, tag: &str, name: &str| -> f64 {
+        let rest = line.strip_prefix(&format!("{tag} ")).unwrap();
+        let (ms, cmd) = rest.split_once(" ms ").unwrap();
+        assert_eq!(cmd, name, "{line}");
+        let (whole, frac) = ms.split_once('.').unwrap();
+        assert_eq!(frac.len(), 1, "{line}");
+        assert!(whole.bytes().all(|b| b.is_ascii_digit()), "{line}");
+        ms.parse().unwrap()
+    };
+    assert!(parse(lines[0], "a1", "NOOP") >= 300.0, "{err}");
+    parse(lines[1], "a2", "UID FETCH");
+    parse(lines[2], "a3", "LOGOUT");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_terminal_shows_the_time_after_each_completion() {
+    use rexpect::session::spawn_command;
+    let mut steps = vec![
+        send("* OK ready\n"),
+        expect("a1 NOOP"),
+        send("a1 OK NOOP completed.\n"),
+    ];
+    steps.extend(logout("a2"));
+    let server = ScriptedServer::start(steps);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imaptalk"));
+    cmd.env("TERM", "dumb")
+        .env("HOME", std::env::temp_dir())
+        .args([&local(server.port()), "-c", "NOOP"]);
+    let mut p = spawn_command(cmd, Some(10_000)).unwrap();
+    p.exp_regex(r"a1 OK NOOP completed\.  \([0-9]+(\.[0-9])? ms\)\r?\n")
+        .unwrap();
+    p.exp_regex(r"a2 OK Logout completed\.  \([0-9]+(\.[0-9])? ms\)")
+        .unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+}
