@@ -220,6 +220,8 @@ impl Session {
             self.out.echo("DONE");
         }
         self.cont_ready = false;
+        // Nothing else may end this IDLE again (a signal, the end of input).
+        self.cont_cancelled = true;
         if self.prompt.is_some() {
             self.prompt_hold = Some(tag);
         }
