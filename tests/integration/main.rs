@@ -13,6 +13,8 @@ mod hostile_cases;
 mod idle_cases;
 #[cfg(unix)]
 mod literal_display_cases;
+#[cfg(target_os = "linux")]
+mod memory_cases;
 mod notes_cases;
 mod pipeline_cases;
 #[cfg(unix)]
