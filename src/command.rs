@@ -415,4 +415,96 @@ mod tests {
         );
         assert_eq!(masked(&prep("SELECT INBOX", &mut t)), "a4 SELECT INBOX");
     }
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashSet;
+
+        /// A tag a user may type: valid, and not itself a command name.
+        fn typed_tag() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9.!#$&',/:;<=>?@^_`|~-]{1,8}"
+                .prop_filter("a command name", |t| !is_command(t.as_bytes()))
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_lines_never_panic_and_keep_their_bytes(
+                line in proptest::collection::vec(any::<u8>(), 0..200)
+            ) {
+                let mut t = Tagger::new("a");
+                match prepare(&line, &mut t, |_| false) {
+                    Ok(p) => {
+                        // The tag, one space, the line without leading blanks:
+                        // nothing added, nothing lost.
+                        let body = trim_start(&line);
+                        let automatic = [format!("{} ", p.tag).as_bytes(), body].concat();
+                        prop_assert!(p.wire == automatic || p.wire == body);
+                        prop_assert!(p.wire.starts_with(p.tag.as_bytes()));
+                        prop_assert_eq!(p.wire.get(p.tag.len()), Some(&b' '));
+                        // The server reads the same count from the wire as
+                        // the client will send.
+                        prop_assert_eq!(literal_announcement(&p.wire, false), Ok(p.literal));
+                        let _ = masked(&p);
+                        let _ = state_argument(&p);
+                    }
+                    Err(e) => prop_assert_eq!(literal_announcement(&line, false), Err(e)),
+                }
+            }
+
+            #[test]
+            fn announced_literals_are_read_back_exactly(
+                prefix in "[ -z|~]{0,40}",
+                len in any::<u64>(),
+                binary in any::<bool>(),
+                mark in prop_oneof![Just(""), Just("+"), Just("-")],
+            ) {
+                let line = format!("APPEND INBOX {prefix} {}{{{len}{mark}}}", if binary { "~" } else { "" });
+                let p = prepare(line.as_bytes(), &mut Tagger::new("a"), |_| false).unwrap();
+                let lit = p.literal.unwrap();
+                prop_assert_eq!(lit.len, len);
+                prop_assert_eq!(lit.binary, binary);
+                prop_assert_eq!(lit.non_sync, !mark.is_empty());
+                prop_assert!(p.wire.ends_with(line.as_bytes()));
+            }
+
+            #[test]
+            fn automatic_tags_are_unique_increasing_and_never_in_use(
+                prefix in "[a-zA-Z.]{1,4}",
+                busy in proptest::collection::hash_set(1u64..60, 0..30),
+                n in 1usize..50,
+            ) {
+                let busy: HashSet<String> = busy.iter().map(|i| format!("{prefix}{i}")).collect();
+                let mut t = Tagger::new(&prefix);
+                let mut seen = HashSet::new();
+                let mut last = 0u64;
+                for _ in 0..n {
+                    let peeked = t.peek(|x| busy.contains(x));
+                    let tag = t.take(|x| busy.contains(x));
+                    prop_assert_eq!(&peeked, &tag);
+                    prop_assert!(!busy.contains(&tag));
+                    let num: u64 = tag[prefix.len()..].parse().unwrap();
+                    prop_assert!(num > last);
+                    last = num;
+                    prop_assert!(seen.insert(tag));
+                }
+            }
+
+            #[test]
+            fn typed_tags_are_kept_and_the_line_goes_out_as_typed(
+                tag in typed_tag(),
+                name in proptest::sample::select(COMMANDS),
+                args in "[ -~]{0,40}",
+            ) {
+                let line = format!("{tag} {name} {args}");
+                let mut t = Tagger::new("a");
+                if let Ok(p) = prepare(line.as_bytes(), &mut t, |_| false) {
+                    prop_assert_eq!(&p.tag, &tag);
+                    prop_assert_eq!(p.wire, line.as_bytes());
+                    prop_assert!(p.name.starts_with(name));
+                    // No automatic tag was used up.
+                    prop_assert_eq!(t.peek(|_| false), "a1");
+                }
+            }
+        }
+    }
 }

@@ -828,5 +828,41 @@ mod tests {
                 prop_assert_eq!(out + f.buffered(), input.len());
             }
         }
+        proptest! {
+            // Inputs of megabytes: fewer cases.
+            #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+            /// Endless lines, huge literal counts, line ends and noise, read
+            /// in any size up to one socket read: the framer never holds
+            /// more than one line limit plus one read, and loses nothing.
+            #[test]
+            fn long_hostile_streams_never_grow_the_buffer(
+                pieces in proptest::collection::vec(prop_oneof![
+                    (any::<u8>(), 1usize..150_000)
+                        .prop_map(|(b, n)| vec![if b == b'\n' { b'x' } else { b }; n]),
+                    Just(b" {18446744073709551615}\r\n".to_vec()),
+                    Just(b"* 1 FETCH (BODY[] {70000}\r\n".to_vec()),
+                    Just(b"\r\n".to_vec()),
+                    proptest::collection::vec(any::<u8>(), 0..100),
+                ], 1..12),
+                read in 1usize..crate::transport::READ_SIZE,
+            ) {
+                let input = pieces.concat();
+                let mut f = Framer::new();
+                let mut out = 0usize;
+                for chunk in input.chunks(read) {
+                    f.buffer_mut().extend_from_slice(chunk);
+                    loop {
+                        match f.next_event() {
+                            Ok(Some(Event::Line { data, .. } | Event::Literal { data, .. })) => out += data.len(),
+                            Ok(None) => break,
+                            Err(_) => return Ok(()),
+                        }
+                    }
+                    prop_assert!(f.buffered() <= MAX_LINE + read, "holds {} bytes", f.buffered());
+                }
+                prop_assert_eq!(out + f.buffered(), input.len());
+            }
+        }
     }
 }

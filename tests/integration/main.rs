@@ -13,6 +13,7 @@ mod hostile_cases;
 mod idle_cases;
 #[cfg(unix)]
 mod literal_display_cases;
+mod literal_property_cases;
 #[cfg(target_os = "linux")]
 mod memory_cases;
 mod notes_cases;
