@@ -3,11 +3,37 @@
 #![no_main]
 
 use imaptalk::command::{Tagger, masked, prepare, trailing_literal};
+use imaptalk::fileliteral;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|line: &[u8]| {
     if line.contains(&b'\n') {
         return; // the session splits input into lines before this point
+    }
+    // `{@FILE}` tokens: cutting a line at them loses nothing. Putting the
+    // pieces back (re-escaping `{@` in the text as `{@@`) gives the line.
+    if let Ok(Some(split)) = fileliteral::split(line) {
+        assert_eq!(split.texts.len(), split.files.len() + 1);
+        let escape = |t: &[u8]| {
+            let mut out = Vec::new();
+            let mut rest = t;
+            while let Some(i) = rest.windows(2).position(|w| w == b"{@") {
+                out.extend_from_slice(&rest[..i]);
+                out.extend_from_slice(b"{@@");
+                rest = &rest[i + 2..];
+            }
+            out.extend_from_slice(rest);
+            out
+        };
+        let mut back = escape(&split.texts[0]);
+        for (file, text) in split.files.iter().zip(&split.texts[1..]) {
+            assert!(!file.is_empty() && !file.contains(&b'}'));
+            back.extend_from_slice(b"{@");
+            back.extend_from_slice(file);
+            back.push(b'}');
+            back.extend_from_slice(&escape(text));
+        }
+        assert_eq!(back, line);
     }
     let mut tagger = Tagger::new("a");
     let Ok(p) = prepare(line, &mut tagger, |_| false) else {
