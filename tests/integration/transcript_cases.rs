@@ -372,3 +372,43 @@ fn dovecot_session_logged_in_full_without_passwords() {
     assert!(lines.contains(&"C: a1 AUTHENTICATE PLAIN ****".to_string()));
     assert_eq!(lines.iter().filter(|l| *l == "*: close").count(), 2);
 }
+
+#[test]
+fn file_literals_are_logged_like_typed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.eml");
+    std::fs::write(&file, b"Subject: from a file\r\n\r\nhello").unwrap();
+    let log = dir.path().join("t.log");
+    let server = ScriptedServer::start(vec![
+        send("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\n"),
+        expect("a1 APPEND INBOX {29+}"),
+        Step::ExpectBytes(b"Subject: from a file\r\n\r\nhello".to_vec()),
+        expect(""),
+        send("a1 OK appended\n"),
+        expect("a2 LOGOUT"),
+        send("* BYE bye\na2 OK bye\n"),
+        Step::Close,
+    ]);
+    let out = imaptalk()
+        .arg("--log")
+        .arg(&log)
+        .arg(local(server.port()))
+        .arg("-c")
+        .arg(format!("APPEND INBOX {{@{}}}", file.display()))
+        .output()
+        .unwrap();
+    server.finish().assert_ok();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let lines = shown(&records(&log));
+    assert_eq!(
+        lines[2..8],
+        [
+            "C: a1 APPEND INBOX {29+}",
+            "C# literal 29 bytes",
+            "C+ Subject: from a file",
+            "C+ ",
+            "C- hello",
+            "C: ",
+        ]
+    );
+}
