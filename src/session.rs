@@ -551,14 +551,17 @@ impl Session {
             // Typed literal data: show how many bytes are still expected
             // (each typed line counts its CRLF). Lines typed before the
             // server's `+` wait in the input buffer and count as typed.
-            Feed::Literal { remaining, .. } => {
-                let left = remaining.saturating_sub(self.input.len() as u64);
+            Feed::Literal { remaining, .. } if *remaining > self.input.len() as u64 => {
+                let left = *remaining - self.input.len() as u64;
                 Prompt {
                     text: format!("{{{left}}}> "),
                     kind: PromptKind::Literal,
                 }
             }
-            Feed::RestOfLine { .. } => Prompt {
+            // Every byte of the literal is typed (maybe before the server's
+            // `+`): what comes next is the rest of the command line, and no
+            // other prompt follows when the `+` arrives later.
+            Feed::Literal { .. } | Feed::RestOfLine { .. } => Prompt {
                 text: "..> ".to_string(),
                 kind: PromptKind::Literal,
             },

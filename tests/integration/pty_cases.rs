@@ -546,3 +546,33 @@ fn repl_against_dovecot_idle_delivery_keeps_the_typed_line_and_history_has_no_pa
         "literal data is in the history: {saved}"
     );
 }
+
+#[test]
+fn literal_typed_before_the_servers_plus_goes_on_to_the_rest_of_the_line() {
+    let server = ScriptedServer::start(vec![
+        send("* OK scripted ready\n"),
+        expect("a1 APPEND INBOX {7}"),
+        // A slow server: the data is typed before its `+`, and waits.
+        Step::ExpectSilence(Duration::from_millis(800)),
+        send("+ OK\n"),
+        Step::ExpectBytes(b"hello\r\n".to_vec()),
+        expect(""),
+        send("a1 OK appended\n"),
+        expect("a2 LOGOUT"),
+        send("* BYE bye\na2 OK bye\n"),
+        Step::Close,
+    ]);
+    let mut p = spawn(&["--no-history", &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line("APPEND INBOX {7}").unwrap();
+    p.exp_string("{7}> ").unwrap();
+    p.send_line("hello").unwrap();
+    // All 7 bytes are typed: the prompt asks for the rest of the line,
+    // not for `{0}` more bytes.
+    p.exp_string("..> ").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("a1 OK appended").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+}
