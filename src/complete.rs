@@ -165,7 +165,7 @@ fn capabilities(line: &str) -> Option<BTreeSet<String>> {
 
 /// The mailbox of `* LIST (flags) "delim" name` (or LSUB); None for a
 /// name sent as a literal.
-fn listed_mailbox(line: &str) -> Option<String> {
+pub fn listed_mailbox(line: &str) -> Option<String> {
     let rest = line.strip_prefix("* ")?;
     let (word, rest) = rest.split_once(' ')?;
     if !word.eq_ignore_ascii_case("LIST") && !word.eq_ignore_ascii_case("LSUB") {
@@ -343,17 +343,28 @@ impl ReplHelper {
             Some("STATUS") if args.len() == 1 => owned(STATUS_ITEMS),
             Some(n) if mailbox_arg(n, args.len()) => {
                 let k = self.known.lock().unwrap_or_else(|e| e.into_inner());
-                let quoted: Vec<String> = k.mailboxes.iter().map(|m| quote_mailbox(m)).collect();
+                // The name goes in as the server knows it (modified UTF-7);
+                // its decoded form is shown, and may be typed to find it.
+                let quoted: Vec<(String, Option<String>)> = k
+                    .mailboxes
+                    .iter()
+                    .map(|m| (quote_mailbox(m), crate::mutf7::readable(m)))
+                    .collect();
                 drop(k);
                 // Match the name with or without the opening quote typed.
                 let bare = typed.strip_prefix('"').unwrap_or(typed);
                 let mut out: Vec<Pair> = quoted
                     .into_iter()
-                    .filter(|q| {
-                        q.starts_with(typed) || q.strip_prefix('"').unwrap_or(q).starts_with(bare)
+                    .filter(|(q, decoded)| {
+                        q.starts_with(typed)
+                            || q.strip_prefix('"').unwrap_or(q).starts_with(bare)
+                            || decoded.as_ref().is_some_and(|d| d.starts_with(bare))
                     })
-                    .map(|q| Pair {
-                        display: q.clone(),
+                    .map(|(q, decoded)| Pair {
+                        display: match decoded {
+                            Some(d) => format!("{q} [{d}]"),
+                            None => q.clone(),
+                        },
                         replacement: q,
                     })
                     .collect();
@@ -453,6 +464,7 @@ mod tests {
         learn(&known, b"* LIST (\\HasNoChildren) \"/\" \"Sent Items\"\r\n");
         learn(&known, b"* LSUB () \".\" Archive.2024\r\n");
         learn(&known, b"* LIST () NIL {5}\r\n");
+        learn(&known, b"* LIST () \"/\" \"&ZeVnLIqe-\"\r\n");
         ReplHelper {
             known,
             color: false,
@@ -472,7 +484,7 @@ mod tests {
         assert!(k.commands.contains("COMPRESS"));
         assert!(!k.commands.contains("LITERAL+") && !k.commands.contains("IMAP4REV1"));
         let boxes: Vec<_> = k.mailboxes.iter().cloned().collect();
-        assert_eq!(boxes, ["Archive.2024", "INBOX", "Sent Items"]);
+        assert_eq!(boxes, ["&ZeVnLIqe-", "Archive.2024", "INBOX", "Sent Items"]);
         drop(k);
         learn(&h.known, b"a1 OK [CAPABILITY IMAP4rev1 XFOO] Logged in\r\n");
         let cmds: Vec<_> = h.known.lock().unwrap().commands.iter().cloned().collect();
@@ -502,7 +514,12 @@ mod tests {
             (7, vec!["\"Sent Items\"".to_string()])
         );
         assert_eq!(complete(&h, "SELECT \"Se").1, ["\"Sent Items\""]);
-        assert_eq!(complete(&h, "select ").1.len(), 3);
+        assert_eq!(complete(&h, "select ").1.len(), 4);
+        // Encoded names go in encoded; the decoded form finds them too.
+        assert_eq!(complete(&h, "SELECT &Ze").1, ["&ZeVnLIqe-"]);
+        assert_eq!(complete(&h, "SELECT 日本").1, ["&ZeVnLIqe-"]);
+        let (_, pairs) = h.candidates("SELECT 日", 10);
+        assert_eq!(pairs[0].display, "&ZeVnLIqe- [日本語]");
         assert_eq!(complete(&h, "MOVE 1:3 A").1, ["Archive.2024"]);
         assert!(complete(&h, "MOVE 1:").1.is_empty());
         assert_eq!(complete(&h, "FETCH 1 (FL"), (9, vec!["FLAGS".to_string()]));

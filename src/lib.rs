@@ -11,6 +11,7 @@
 //! - [`command`]: typed lines into wire commands: tags, literals, masking.
 //! - [`fileliteral`]: `{@path}` and `{@-}`: files sent as literals.
 //! - [`caps`]: what the server advertised (CAPABILITY, ENABLED).
+//! - [`mutf7`]: modified UTF-7 mailbox names, decoded for people.
 //! - [`session`]: the conversation: greeting, STARTTLS, outstanding tags,
 //!   continuations, the end of input and LOGOUT; [`pipeline`]: which
 //!   script commands `--pipeline` may send before earlier ones complete.
@@ -47,6 +48,7 @@ pub mod fileliteral;
 pub mod framer;
 pub mod generation;
 pub mod meta;
+pub mod mutf7;
 pub mod pipeline;
 pub mod progress;
 pub mod render;

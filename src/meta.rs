@@ -252,6 +252,11 @@ pub const METAS: &[(&str, &str, &str)] = &[
         "\\sleep SECONDS",
         "wait before the next command (for scripts and -c)",
     ),
+    (
+        "\\mutf7",
+        "\\mutf7 NAME",
+        "convert a mailbox name to or from modified UTF-7 (&ZeVnLIqe- is 日本語)",
+    ),
 ];
 
 /// The reference entry of a command name (`uid fetch` finds UID).
@@ -289,6 +294,8 @@ pub enum Request {
     /// input line or the end of input.
     Idle(Option<Duration>),
     Sleep(Duration),
+    /// Text to show (`\mutf7`).
+    Show(String),
     /// A usage error or an unknown meta-command: this message.
     Error(String),
 }
@@ -304,6 +311,8 @@ pub enum Meta {
     Quit,
     Idle(Option<Duration>),
     Sleep(Duration),
+    /// Text to show as it is.
+    Show(String),
     /// Something to tell the user, nothing to send.
     Say(String),
 }
@@ -325,6 +334,10 @@ pub fn parse(line: &str) -> Request {
                 "\\idle {rest}: give a positive number of seconds, or none to idle until Enter or the end of input"
             )),
         },
+        "\\mutf7" if rest.is_empty() => {
+            Request::Error("usage: \\mutf7 NAME (a mailbox name, encoded or not)".to_string())
+        }
+        "\\mutf7" => Request::Show(crate::mutf7::convert(rest)),
         "\\sleep" => match seconds(rest) {
             Some(d) => Request::Sleep(d),
             None => Request::Error(format!(
@@ -454,6 +467,11 @@ mod tests {
             Request::Idle(Some(Duration::from_millis(2500)))
         );
         assert_eq!(parse("\\sleep 1"), Request::Sleep(Duration::from_secs(1)));
+        assert_eq!(
+            parse("\\mutf7 日本語"),
+            Request::Show("日本語 in modified UTF-7: &ZeVnLIqe-".into())
+        );
+        assert!(matches!(parse("\\mutf7"), Request::Error(_)));
         for bad in [
             "\\idle 0",
             "\\idle x",

@@ -347,6 +347,7 @@ fn run_meta(line: &str) -> Meta {
         Request::Quit => Meta::Quit,
         Request::Idle(d) => Meta::Idle(d),
         Request::Sleep(d) => Meta::Sleep(d),
+        Request::Show(text) => Meta::Show(text),
         Request::Error(text) => Meta::Say(text),
         Request::Login(user) => {
             match rpassword::prompt_password(format!("Password for {user}: ")) {

@@ -952,6 +952,7 @@ impl Session {
         match m {
             Meta::Help(topic) => self.out.message(&meta::help(topic.as_deref())),
             Meta::Say(text) => self.out.notice(&text),
+            Meta::Show(text) => self.out.message(&text),
             Meta::Quit => {
                 self.input_eof = true;
                 // In a script, the lines after \quit are not sent.

@@ -108,6 +108,7 @@ impl Session {
             Request::Quit => Meta::Quit,
             Request::Idle(d) => Meta::Idle(d),
             Request::Sleep(d) => Meta::Sleep(d),
+            Request::Show(text) => Meta::Show(text),
             Request::Login(_) => {
                 return Err(error::usage(
                     "in the input: \\login asks for a password at the terminal; in a script write LOGIN USER PASSWORD",

@@ -1,6 +1,7 @@
 //! What terminal rendering adds after a server line (dimmed): the time a
-//! command took on its tagged completion; and `--timing`, the same per
-//! command on stderr for scripts.
+//! command took on its tagged completion, the decoded name of a mailbox
+//! in modified UTF-7 on LIST, LSUB and STATUS; and `--timing`, the time
+//! per command on stderr for scripts.
 
 use super::{Outstanding, Session};
 use crate::framer::{Event, Kind, LineEnd};
@@ -26,15 +27,18 @@ impl Session {
             return None;
         }
         let Event::Line {
+            data,
             head,
             end: LineEnd::Response,
-            ..
         } = ev
         else {
             return None;
         };
+        let whole_line = head.is_some();
         let head = head.as_ref().or(self.response.as_ref().map(|r| &r.0))?;
         match &head.kind {
+            // After ENABLE UTF8=ACCEPT names are UTF-8 (RFC 6855).
+            Kind::Untagged(_) if whole_line && !self.caps.utf8_accept => crate::mutf7::note(data),
             Kind::Tagged { tag, .. } => {
                 let o = self
                     .outstanding

@@ -75,3 +75,105 @@ fn a_terminal_shows_the_time_after_each_completion() {
     p.exp_eof().unwrap();
     server.finish().assert_ok();
 }
+
+/// A pty running imaptalk with `args`, plain (no colour), and everything
+/// it printed until it exited.
+#[cfg(unix)]
+fn on_a_terminal(args: &[&str]) -> String {
+    use rexpect::session::spawn_command;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imaptalk"));
+    cmd.env("TERM", "dumb")
+        .env("HOME", std::env::temp_dir())
+        .args(args);
+    let mut p = spawn_command(cmd, Some(15_000)).unwrap();
+    // rexpect hands out each byte as a char (Latin-1): undo that.
+    let bytes: Vec<u8> = p.exp_eof().unwrap().chars().map(|c| c as u8).collect();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn encoded_names_are_shown_decoded_until_utf8_accept_is_enabled() {
+    let mut steps = vec![
+        send("* OK [CAPABILITY IMAP4rev1 ENABLE UTF8=ACCEPT] ready\n"),
+        expect("a1 LIST \"\" *"),
+        send("* LIST () \"/\" \"&ZeVnLIqe-\"\n* LIST () \"/\" &ABs-x\na1 OK done\n"),
+        expect("a2 ENABLE UTF8=ACCEPT"),
+        send("* ENABLED UTF8=ACCEPT\na2 OK done\n"),
+        expect("a3 LIST \"\" *"),
+        send("* LIST () \"/\" \"&ZeVnLIqe-\"\na3 OK done\n"),
+    ];
+    steps.extend(logout("a4"));
+    let server = ScriptedServer::start(steps);
+    let port = local(server.port());
+    let all = on_a_terminal(&[
+        &port,
+        "-c",
+        "LIST \"\" *",
+        "-c",
+        "ENABLE UTF8=ACCEPT",
+        "-c",
+        "LIST \"\" *",
+    ]);
+    server.finish().assert_ok();
+    assert!(
+        all.contains("* LIST () \"/\" \"&ZeVnLIqe-\"  [日本語]"),
+        "{all}"
+    );
+    // A decoded name is escaped like any server text.
+    assert!(all.contains("* LIST () \"/\" &ABs-x  [\\x1bx]"), "{all}");
+    assert_eq!(all.matches("[日本語]").count(), 1, "{all}");
+    assert!(all.find("[日本語]") < all.find("* ENABLED"), "{all}");
+}
+
+#[cfg(unix)]
+mod dovecot {
+    use super::*;
+    use crate::support::dovecot::Dovecot;
+
+    #[test]
+    fn a_mailbox_with_a_non_ascii_name_is_created_and_listed() {
+        let d = Dovecot::start();
+        let (user, pass) = d.user();
+        let port = local(d.plain_port());
+        let login = format!("LOGIN {user} {pass}");
+        let all = on_a_terminal(&[
+            &port,
+            "-c",
+            "\\mutf7 日本語",
+            "-c",
+            &login,
+            "-c",
+            "CREATE &ZeVnLIqe-",
+            "-c",
+            "LIST \"\" *",
+            "-c",
+            "STATUS &ZeVnLIqe- (MESSAGES)",
+        ]);
+        assert!(
+            all.contains("日本語 in modified UTF-7: &ZeVnLIqe-"),
+            "{all}"
+        );
+        assert!(
+            all.contains("* LIST (\\HasNoChildren) \".\" &ZeVnLIqe-  [日本語]"),
+            "{all}"
+        );
+        assert!(
+            all.contains("* STATUS &ZeVnLIqe- (MESSAGES 0)  [日本語]"),
+            "{all}"
+        );
+        // Dovecot keeps the name as sent: the Maildir folder is encoded.
+        assert!(d.maildir(user).join(".&ZeVnLIqe-").is_dir(), "{}", d.log());
+        // Raw output (not a terminal) is never annotated.
+        let out = imaptalk()
+            .arg(&port)
+            .args(["-c", &login, "-c", "LIST \"\" *"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("&ZeVnLIqe-\r\n") && !text.contains("日本語"),
+            "{text}"
+        );
+    }
+}
