@@ -365,3 +365,46 @@ mod dovecot {
         assert!(String::from_utf8_lossy(&out.stdout).contains("\\Seen"));
     }
 }
+
+/// Typed at the prompt: the file goes after the server's `+`, and no
+/// literal prompt asks for data the file supplies.
+#[cfg(unix)]
+#[test]
+fn a_file_literal_typed_at_the_prompt() {
+    use rexpect::session::spawn_command;
+    let dir = tempfile::tempdir().unwrap();
+    let data = text_without_nul(100_000);
+    let file = write(dir.path(), "msg.eml", &data);
+    let mut steps = vec![
+        send("* OK [CAPABILITY IMAP4rev1] ready\n"),
+        expect(&format!("a1 APPEND INBOX {{{}}}", data.len())),
+        Step::ExpectSilence(Duration::from_millis(300)),
+        send("+ go ahead\n"),
+        Step::ExpectBytes(data.clone()),
+        expect(""),
+        send("a1 OK [APPENDUID 1 1] Append completed.\n"),
+    ];
+    steps.extend(logout("a2"));
+    let server = ScriptedServer::start(steps);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imaptalk"));
+    cmd.env("TERM", "dumb")
+        .env("HOME", std::env::temp_dir())
+        .args(["--no-history", &local(server.port())]);
+    let mut p = spawn_command(cmd, Some(10_000)).unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_line(&format!("APPEND INBOX {{@{file}}}")).unwrap();
+    let before = p
+        .exp_string("a1 OK [APPENDUID 1 1] Append completed.")
+        .unwrap();
+    // The literal prompts for typed data ({n}> and ..>) never show.
+    assert!(
+        !before.contains("}> ") && !before.contains("..> "),
+        "{before:?}"
+    );
+    if !before.contains("a2> ") {
+        p.exp_string("a2> ").unwrap();
+    }
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+}
