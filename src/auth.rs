@@ -168,9 +168,9 @@ fn read_password_file(path: &std::path::Path) -> Result<Secret> {
         if let Ok(meta) = std::fs::metadata(path)
             && meta.permissions().mode() & 0o077 != 0
         {
-            eprintln!(
+            error::say(&format!(
                 "imaptalk: warning: --password-file {shown} can be read by other users (chmod 600 it)"
-            );
+            ));
         }
     }
     // The line end an editor adds is not part of the password; anything

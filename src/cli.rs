@@ -315,8 +315,8 @@ impl Cli {
             )));
         }
         if security == Security::Plain && (self.cafile.is_some() || self.servername.is_some()) {
-            eprintln!(
-                "imaptalk: warning: --cafile/--servername have no effect on a plaintext connection (add --tls or --starttls)"
+            error::say(
+                "imaptalk: warning: --cafile/--servername have no effect on a plaintext connection (add --tls or --starttls)",
             );
         }
         let stdin_tty = std::io::stdin().is_terminal();

@@ -23,11 +23,11 @@ pub fn connected(settings: &Settings, tcp: &Tcp, tls_follows: bool) {
     } else {
         "; plaintext, no TLS"
     };
-    eprintln!(
+    crate::error::say(&format!(
         "imaptalk: connected to {} ({family}) in {}{plain}",
         tcp.addr,
         ms(tcp.took)
-    );
+    ));
 }
 
 /// After every TLS handshake, successful or not (`info` is None when it
@@ -73,7 +73,9 @@ pub fn handshake_done(
             None => text.push_str("imaptalk: the server presented no certificate\n"),
         }
     }
-    eprint!("{text}");
+    if let Some(text) = text.strip_suffix('\n') {
+        crate::error::say(text);
+    }
     if settings.show_certs
         && let Some(p) = &presented
     {
@@ -151,12 +153,12 @@ fn expiring(p: &Presented, days: u32, now: i64) -> bool {
         };
         if s.not_after < limit {
             any = true;
-            eprintln!(
+            crate::error::say(&format!(
                 "imaptalk: warning: certificate [{i}] ({}) expires {} ({}), within --expiry-warn {days}",
                 s.subject,
                 certinfo::date(s.not_after),
                 left(s.not_after, now)
-            );
+            ));
         }
     }
     any

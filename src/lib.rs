@@ -33,6 +33,9 @@
 // No panics by construction: a hostile server or a bad script must end in
 // a one-line error and an exit code, never a panic (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// eprintln! panics when stderr is a closed pipe (`2>&1 | head`): stderr
+// is written through error::say, which drops what nobody reads.
+#![cfg_attr(not(test), deny(clippy::print_stderr))]
 
 pub mod auth;
 pub mod b64;

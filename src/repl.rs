@@ -155,15 +155,18 @@ impl Repl {
         let history = history.and_then(|path| match open_history(&path) {
             Ok(()) => {
                 if let Err(e) = editor.load_history(&path) {
-                    eprintln!("imaptalk: warning: history {}: {e}", path.display());
+                    crate::error::say(&format!(
+                        "imaptalk: warning: history {}: {e}",
+                        path.display()
+                    ));
                 }
                 Some(path)
             }
             Err(e) => {
-                eprintln!(
+                crate::error::say(&format!(
                     "imaptalk: warning: history {}: {e}; keeping it in memory only",
                     path.display()
-                );
+                ));
                 None
             }
         });

@@ -28,7 +28,7 @@ pub fn stdin() -> mpsc::Receiver<Input> {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("imaptalk: cannot read the script from stdin: {e}");
+                    crate::error::say(&format!("imaptalk: cannot read the script from stdin: {e}"));
                     break;
                 }
             }

@@ -397,7 +397,10 @@ pub async fn connect_tcp(settings: &Settings) -> Result<Tcp> {
                 }
                 Err(e) => {
                     if settings.verbose {
-                        eprintln!("imaptalk: cannot connect to {addr}: {}", io_text(&e));
+                        error::say(&format!(
+                            "imaptalk: cannot connect to {addr}: {}",
+                            io_text(&e)
+                        ));
                     }
                     last = Some((addr, e));
                 }
@@ -483,8 +486,8 @@ impl TlsSetup {
             .with_safe_default_protocol_versions()
             .map_err(|e| error::connect(format!("TLS setup failed: {e}")))?;
         let inner: Arc<dyn ServerCertVerifier> = if settings.insecure {
-            eprintln!(
-                "imaptalk: warning: --insecure: the server's certificate is NOT verified; anyone on the path can read and change this session"
+            error::say(
+                "imaptalk: warning: --insecure: the server's certificate is NOT verified; anyone on the path can read and change this session",
             );
             Arc::new(NoVerify {
                 provider: provider.clone(),
@@ -626,7 +629,9 @@ fn roots(settings: &Settings) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for e in &native.errors {
-        eprintln!("imaptalk: warning: some system certificates could not be loaded: {e}");
+        error::say(&format!(
+            "imaptalk: warning: some system certificates could not be loaded: {e}"
+        ));
     }
     store.add_parsable_certificates(native.certs);
     if let Some(path) = &settings.cafile {
@@ -650,7 +655,7 @@ fn roots(settings: &Settings) -> Result<RootCertStore> {
     if store.is_empty() {
         // Go on: the handshake then fails with "unknown authority", which
         // says what is wrong, and --insecure/--cafile are the fixes.
-        eprintln!("imaptalk: warning: no trusted CA certificates found on this system");
+        error::say("imaptalk: warning: no trusted CA certificates found on this system");
     }
     Ok(store)
 }

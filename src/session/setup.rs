@@ -32,10 +32,10 @@ impl Session {
             // Capabilities seen before TLS are not to be trusted (RFC 9051
             // §6.2.1): show the ones the server states over TLS.
             let caps = self.capability().await?;
-            eprintln!(
+            error::say(&format!(
                 "imaptalk: capabilities over TLS: {}",
                 escape_str(&caps.join(" "))
-            );
+            ));
         }
         self.auto_login().await
     }
@@ -86,7 +86,7 @@ impl Session {
                 m if self.caps.has("SASL-IR") => format!("AUTHENTICATE {} with SASL-IR", m.name()),
                 m => format!("AUTHENTICATE {}", m.name()),
             };
-            eprintln!("imaptalk: logging in as {shown_user} ({how})");
+            error::say(&format!("imaptalk: logging in as {shown_user} ({how})"));
         }
         // --compress: only capabilities announced from now on count.
         self.auto_compress.sending("LOGIN");

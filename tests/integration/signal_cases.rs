@@ -267,3 +267,49 @@ fn a_closed_stderr_pipe_ends_quietly_too() {
     server.finish().assert_ok();
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn a_closed_stderr_pipe_is_no_panic_for_diagnostics_and_warnings() {
+    // What -v, a flag warning and a password-file warning write goes to
+    // stderr too; with nobody reading it, each must be lost quietly.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not used on a plaintext connection\n").unwrap();
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "secret\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let cases: [(&[&str], &str); 3] = [
+        (&["-v", "-c", "NOOP"], "a1 NOOP"),
+        (&["--cafile", ca.to_str().unwrap(), "-c", "NOOP"], "a1 NOOP"),
+        (
+            &["-u", "alice", "--password-file", pass.to_str().unwrap()],
+            "a1 LOGIN alice secret",
+        ),
+    ];
+    for (args, first) in cases {
+        let server = ScriptedServer::start(vec![
+            send(GREETING),
+            expect(first),
+            send("a1 OK done\n"),
+            expect("a2 LOGOUT"),
+            send("* BYE bye\na2 OK bye\n"),
+            Step::Close,
+        ]);
+        let mut child = imaptalk_std()
+            .arg(local(server.port()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stderr.take());
+        let status = child.wait().unwrap();
+        server.finish().assert_ok();
+        assert_eq!(status.code(), Some(0), "{args:?}");
+    }
+}
