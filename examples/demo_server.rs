@@ -4,6 +4,11 @@
 //!
 //!     cargo run --example demo_server      (or scripts/demo)
 //!
+//! For scripts (scripts/bench): `--big-mib N` also delivers an N MiB
+//! message to alice's folder `Big`, and `--env-file FILE` writes
+//! `PLAIN_PORT=…`, `TLS_PORT=…` and `CA=…` lines to FILE once the server
+//! is ready.
+//!
 //! Needs Dovecot 2.3 (Debian: dovecot-imapd). Nothing of the system Dovecot
 //! is used or touched.
 
@@ -13,12 +18,26 @@ mod certs;
 mod dovecot;
 
 use dovecot::Dovecot;
+use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    let (big_mib, env_file) = options();
     let server = Dovecot::start();
     deliver_demo_mail(&server);
+    if let Some(mib) = big_mib {
+        server.deliver("alice", "Big", &big_message(mib));
+    }
+    if let Some(path) = env_file {
+        let env = format!(
+            "PLAIN_PORT={}\nTLS_PORT={}\nCA={}\n",
+            server.plain_port(),
+            server.tls_port(),
+            server.ca_file().display()
+        );
+        std::fs::write(&path, env).expect("write the --env-file");
+    }
 
     let ca = server.ca_file().display();
     println!("imaptalk demo Dovecot is running (press Enter or Ctrl-C to stop).");
@@ -56,6 +75,40 @@ async fn main() {
     println!("Stopping Dovecot.");
     drop(server); // stops Dovecot and removes its temp dir
     std::process::exit(0);
+}
+
+/// `--big-mib N` and `--env-file FILE`.
+fn options() -> (Option<usize>, Option<PathBuf>) {
+    let (mut big, mut env) = (None, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--big-mib" => big = args.next().and_then(|n| n.parse().ok()),
+            "--env-file" => env = args.next().map(PathBuf::from),
+            _ => {
+                eprintln!("usage: demo_server [--big-mib N] [--env-file FILE]");
+                std::process::exit(2);
+            }
+        }
+    }
+    (big, env)
+}
+
+/// A message of `mib` MiB: headers, then 78-byte lines of base64-like text
+/// (bytes Dovecot serves unchanged).
+fn big_message(mib: usize) -> Vec<u8> {
+    let size = mib << 20;
+    let mut msg = b"Date: Mon, 1 Jun 2026 09:00:00 +0000\r\nFrom: bob@example.org\r\n\
+        To: alice@example.org\r\nSubject: A big message\r\nMessage-ID: <demo-big@example.org>\r\n\r\n"
+        .to_vec();
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut line = 0usize;
+    while msg.len() + 78 <= size {
+        msg.extend((0..76).map(|i| alphabet[(i * 7 + line * 13) % 64]));
+        msg.extend_from_slice(b"\r\n");
+        line += 1;
+    }
+    msg
 }
 
 fn deliver_demo_mail(server: &Dovecot) {
