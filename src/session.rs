@@ -111,7 +111,7 @@ pub struct Session {
     tagger: Tagger,
     /// Script mode: one command at a time.
     wait: bool,
-    outstanding: Vec<Outstanding>,
+    outstanding: VecDeque<Outstanding>,
     feed: Feed,
     input: BytesMut,
     input_eof: bool,
@@ -214,7 +214,7 @@ impl Session {
             tls,
             settings,
             wait,
-            outstanding: Vec::new(),
+            outstanding: VecDeque::new(),
             feed: Feed::Command,
             input: BytesMut::new(),
             input_eof: false,
@@ -436,6 +436,7 @@ impl Session {
                 }
             }
             let stop = self.pump().await?;
+            self.conn.send_queued().await?;
             if self.logged_out {
                 return self.finish().await;
             }
@@ -523,7 +524,7 @@ impl Session {
                 secs(d)
             ));
         }
-        match self.outstanding.first() {
+        match self.outstanding.front() {
             Some(o) => error::lost(format!(
                 "timed out after {} waiting for the server's response to {} {}",
                 secs(d),
@@ -831,10 +832,10 @@ impl Session {
         };
         let outstanding = &self.outstanding;
         let p = command::prepare(line, &mut self.tagger, |t| {
-            outstanding.iter().any(|o| o.tag == t)
+            outstanding.iter().any(|o| same_tag(&o.tag, t))
         })
         .map_err(|e| error::usage(format!("in the input: {e}")))?;
-        if self.outstanding.iter().any(|o| o.tag == p.tag) {
+        if self.outstanding.iter().any(|o| same_tag(&o.tag, &p.tag)) {
             self.out.notice(&format!(
                 "warning: tag '{}' is already in use by a command that has not completed",
                 p.tag
@@ -846,7 +847,7 @@ impl Session {
     async fn send_command(&mut self, p: Prepared) -> Result<()> {
         let mut wire = p.wire.clone();
         wire.extend_from_slice(b"\r\n");
-        self.outstanding.push(Outstanding {
+        self.outstanding.push_back(Outstanding {
             tag: p.tag.clone(),
             name: p.name.clone(),
             sent: p.literal.is_none(),
@@ -875,9 +876,13 @@ impl Session {
         }
         // The transcript gets the masked line whenever it may hide a secret.
         let shown = matches!(p.name.as_str(), "LOGIN" | "AUTHENTICATE").then(|| masked(&p));
-        self.conn
-            .send_as(&wire, Sending::Line(shown.as_deref()))
-            .await?;
+        let sending = Sending::Line(shown.as_deref());
+        if self.wait && self.settings.pipeline {
+            // Goes out with the next commands, once pump() is done.
+            self.conn.queue_as(&wire, sending).await?;
+        } else {
+            self.conn.send_as(&wire, sending).await?;
+        }
         if let Some(lit) = p.literal {
             let source = self.literal_source();
             self.echo_literal(lit.len, source.name());
@@ -1067,13 +1072,17 @@ impl Session {
     }
 
     async fn on_completion(&mut self, tag: &str, status: Status, text: &str) -> Result<()> {
-        let Some(i) = self.outstanding.iter().position(|o| o.tag == tag) else {
+        let Some(o) = self
+            .outstanding
+            .iter()
+            .position(|o| same_tag(&o.tag, tag))
+            .and_then(|i| self.outstanding.remove(i))
+        else {
             self.out.notice(&format!(
                 "warning: the server completed tag '{tag}', which is not outstanding; ignored"
             ));
             return Ok(());
         };
-        let o = self.outstanding.remove(i);
         self.report_timing(&o);
         self.track_state(&o, status);
         let failed = matches!(status, Status::No | Status::Bad);
@@ -1211,6 +1220,13 @@ impl Session {
             0
         }
     }
+}
+
+/// Tag equality, compared from the end: with `--pipeline` hundreds of tags
+/// are in flight and are looked through for every command, and they
+/// differ mostly in their last digits.
+fn same_tag(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().rev().eq(b.bytes().rev())
 }
 
 /// Commands whose completion changes what the prompt shows: the prompt

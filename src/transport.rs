@@ -111,7 +111,13 @@ pub struct Connection {
     /// signal ended the session), the server holds part of a line, and
     /// nothing more may be written in the middle of it.
     torn: bool,
+    /// `--pipeline`: command lines that go out with the next send, so that
+    /// a run of commands costs one system call (and one TLS record).
+    queued: Vec<u8>,
 }
+
+/// Queued command lines are written once they reach this size.
+const QUEUE_MAX: usize = 64 * 1024;
 
 impl Connection {
     pub fn new(stream: Stream, peer: String) -> Connection {
@@ -123,6 +129,7 @@ impl Connection {
             log: None,
             send_timeout: None,
             torn: false,
+            queued: Vec::new(),
         }
     }
 
@@ -255,6 +262,39 @@ impl Connection {
             log.client(bytes, sending);
             log.flush();
         }
+        if !self.queued.is_empty() {
+            self.queued.extend_from_slice(bytes);
+            return self.send_queued().await;
+        }
+        self.write_out(bytes).await
+    }
+
+    /// Like [`send_as`](Self::send_as), but the bytes may wait in a queue
+    /// for the next send or [`send_queued`](Self::send_queued).
+    pub async fn queue_as(&mut self, bytes: &[u8], sending: Sending<'_>) -> Result<()> {
+        if let Some(log) = &mut self.log {
+            log.client(bytes, sending);
+        }
+        self.queued.extend_from_slice(bytes);
+        if self.queued.len() >= QUEUE_MAX {
+            self.send_queued().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes out whatever [`queue_as`](Self::queue_as) queued.
+    pub async fn send_queued(&mut self) -> Result<()> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = std::mem::take(&mut self.queued);
+        let r = self.write_out(&bytes).await;
+        bytes.clear();
+        self.queued = bytes;
+        r
+    }
+
+    async fn write_out(&mut self, bytes: &[u8]) -> Result<()> {
         let peer = self.peer.clone();
         let limit = self.send_timeout;
         self.torn = true;
