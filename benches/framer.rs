@@ -20,7 +20,8 @@ fn main() {
 
 /// `count` FETCH responses, each with a literal of `size` bytes of text.
 fn fetches(count: usize, size: usize) -> Vec<u8> {
-    let line: Vec<u8> = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit a4 OK\r\n".to_vec();
+    let line: Vec<u8> =
+        b"Lorem ipsum dolor sit amet, consectetur adipiscing elit a4 OK\r\n".to_vec();
     let body: Vec<u8> = line.iter().copied().cycle().take(size).collect();
     let mut out = Vec::with_capacity(count * (size + 64));
     for i in 1..=count {
