@@ -9,6 +9,15 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
+// Headings of --help, in the order they appear there.
+const CONNECTION: &str = "Connection";
+const LOGIN: &str = "Login (-u)";
+const SENDING: &str = "Sending commands";
+const OUTPUT: &str = "Output";
+const INTERACTIVE: &str = "Interactive mode";
+const TRANSCRIPT: &str = "Transcript (--log)";
+const DIAGNOSTICS: &str = "Certificates and diagnostics";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "imaptalk",
@@ -26,7 +35,8 @@ use std::time::Duration;
         imaptalk imap.gmail.com:993\n  \
         imaptalk --starttls mail.example.com\n  \
         imaptalk mail.example.com:993 < commands.imap > out.txt\n  \
-        imaptalk host:993 -c 'LOGIN alice secret' -c 'STATUS INBOX (MESSAGES UNSEEN)'\n\n\
+        imaptalk host:993 -c 'LOGIN alice secret' -c 'STATUS INBOX (MESSAGES UNSEEN)'\n  \
+        imaptalk -u alice host:993 -c 'STATUS INBOX (MESSAGES UNSEEN)'\n\n\
         Exit codes: 0 ok; 1 a command completed NO or BAD (script and -c mode) or the -u login was refused; \
         2 usage or script error; 3 could not connect (DNS, TCP, TLS, certificate, \
         STARTTLS, greeting BYE); 4 connection lost, protocol error or timeout; \
@@ -40,124 +50,46 @@ pub struct Cli {
     pub server: Option<String>,
 
     /// Use implicit TLS (TLS from the first byte) on any port.
-    #[arg(long, conflicts_with = "starttls")]
+    #[arg(help_heading = CONNECTION, long, conflicts_with = "starttls")]
     pub tls: bool,
 
     /// Connect in plaintext, then upgrade with STARTTLS before anything else is sent.
     /// Any failure (NO, BAD, PREAUTH, injected bytes) aborts the connection.
-    #[arg(long)]
+    #[arg(help_heading = CONNECTION, long)]
     pub starttls: bool,
 
     /// PEM file of CA certificates to trust in addition to the system's roots.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = CONNECTION, long, value_name = "FILE")]
     pub cafile: Option<PathBuf>,
 
     /// Do not verify the server's certificate (a warning is printed every time).
-    #[arg(long)]
+    #[arg(help_heading = CONNECTION, long)]
     pub insecure: bool,
 
     /// Name sent as SNI and verified against the certificate [default: the host;
     /// no SNI for an IP address].
-    #[arg(long, value_name = "NAME")]
+    #[arg(help_heading = CONNECTION, long, value_name = "NAME")]
     pub servername: Option<String>,
 
     /// Seconds allowed for connecting, the TLS handshake and the greeting, and, in
     /// script and -c mode, for each wait on a server response and each send.
-    #[arg(long, value_name = "SECS")]
+    #[arg(help_heading = CONNECTION, long, value_name = "SECS")]
     pub timeout: Option<f64>,
-
-    /// Send this command (repeatable), waiting for each completion, then LOG OUT.
-    #[arg(short = 'c', long = "command", value_name = "CMD")]
-    pub commands: Vec<String>,
-
-    /// Script and -c mode: send commands without waiting for each completion
-    /// (at most 256 in flight). LOGIN, LOGOUT, SELECT, IDLE, AUTHENTICATE,
-    /// STARTTLS, COMPRESS and commands with a literal are still sent alone.
-    #[arg(long)]
-    pub pipeline: bool,
-
-    /// After a successful LOGIN or AUTHENTICATE, send COMPRESS DEFLATE when the
-    /// server offers COMPRESS=DEFLATE (RFC 4978); output stays the plain protocol.
-    #[arg(long)]
-    pub compress: bool,
-
-    /// Prefix of the automatic tags (a1, a2, …).
-    #[arg(long, value_name = "PREFIX", default_value = "a")]
-    pub tag_prefix: String,
-
-    /// Write the server's bytes to stdout exactly as received, even on a terminal.
-    #[arg(long)]
-    pub raw: bool,
-
-    /// On a terminal, show long literals in full instead of their first lines.
-    #[arg(long)]
-    pub full: bool,
-
-    /// No progress bar on stderr for big literals written to a file or pipe.
-    #[arg(long)]
-    pub quiet: bool,
-
-    /// Also copy every line sent to the server to stderr (passwords masked).
-    #[arg(long)]
-    pub echo: bool,
-
-    /// Print how long each command took on stderr (`a3 28.1 ms SELECT`);
-    /// on a terminal every completion shows it anyway (`(28 ms)`).
-    #[arg(long)]
-    pub timing: bool,
-
-    /// Keep the interactive history in FILE [default: imaptalk/history in the
-    /// data directory, e.g. ~/.local/share]. LOGIN and AUTHENTICATE lines and
-    /// anything typed for a continuation or literal are never stored.
-    #[arg(long, value_name = "FILE", conflicts_with = "no_history")]
-    pub history: Option<PathBuf>,
-
-    /// Keep no history on disk (only in memory, for this session).
-    #[arg(long)]
-    pub no_history: bool,
-
-    /// Colour tagged OK/NO/BAD, BYE and ALERT on a terminal (NO_COLOR is honoured).
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
-
-    /// Append a transcript of the session to FILE (created with mode 0600): every
-    /// line sent and received with a timestamp, and TLS and COMPRESS events.
-    /// Passwords and SASL data are written as ****.
-    #[arg(long, value_name = "FILE")]
-    pub log: Option<PathBuf>,
-
-    /// What the transcript keeps of literal data: all of it (escaped), or only its size.
-    #[arg(long, value_enum, value_name = "WHAT", default_value_t = Literals::Full, requires = "log")]
-    pub log_literals: Literals,
-    /// Print connection and TLS details to stderr: the address connected to,
-    /// timings, TLS version, cipher suite, key exchange, and each certificate
-    /// of the chain with its fingerprint, validity and the verification result.
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
-
-    /// Print the server's certificate chain as PEM on stdout (a summary goes
-    /// to stderr) and exit; works with --tls and --starttls.
-    #[arg(long, conflicts_with = "commands")]
-    pub show_certs: bool,
-
-    /// Exit with code 5 when a certificate of the chain expires within DAYS
-    /// days (a monitoring check; the session itself still runs).
-    #[arg(long, value_name = "DAYS")]
-    pub expiry_warn: Option<u32>,
 
     /// Log in as USER right after connecting (after STARTTLS): AUTHENTICATE
     /// PLAIN when offered, else LOGIN. The password comes from
     /// --password-file, IMAPTALK_PASSWORD, or a prompt on the terminal.
-    #[arg(short = 'u', long, value_name = "USER", conflicts_with = "show_certs")]
+    #[arg(help_heading = LOGIN, short = 'u', long, value_name = "USER", conflicts_with = "show_certs")]
     pub user: Option<String>,
 
     /// Read the password for -u from FILE (its last line end is dropped).
-    #[arg(long, value_name = "FILE", requires = "user")]
+    #[arg(help_heading = LOGIN, long, value_name = "FILE", requires = "user")]
     pub password_file: Option<PathBuf>,
 
     /// Log in with this OAuth2 access token (XOAUTH2 or OAUTHBEARER, as
     /// offered) instead of a password [env: IMAPTALK_OAUTH2_TOKEN].
     #[arg(
+        help_heading = LOGIN,
         long,
         value_name = "TOKEN",
         requires = "user",
@@ -166,13 +98,99 @@ pub struct Cli {
     pub oauth2_token: Option<crate::auth::Secret>,
 
     /// Run CMD with sh; its stdout is the OAuth2 access token for -u.
-    #[arg(long, value_name = "CMD", requires = "user", conflicts_with_all = ["password_file", "oauth2_token"])]
+    #[arg(
+        help_heading = LOGIN,
+        long,
+        value_name = "CMD",
+        requires = "user",
+        conflicts_with_all = ["password_file", "oauth2_token"]
+    )]
     pub oauth2_token_command: Option<String>,
 
     /// Allow -u to send the password or token over an unencrypted connection
     /// to a host other than this machine.
-    #[arg(long)]
+    #[arg(help_heading = LOGIN, long)]
     pub allow_plaintext_auth: bool,
+
+    /// Send this command (repeatable), waiting for each completion, then LOGOUT.
+    #[arg(help_heading = SENDING, short = 'c', long = "command", value_name = "CMD")]
+    pub commands: Vec<String>,
+
+    /// Script and -c mode: send commands without waiting for each completion
+    /// (at most 256 in flight). LOGIN, LOGOUT, SELECT, IDLE, AUTHENTICATE,
+    /// STARTTLS, COMPRESS and commands with a literal are still sent alone.
+    #[arg(help_heading = SENDING, long)]
+    pub pipeline: bool,
+
+    /// After a successful LOGIN or AUTHENTICATE, send COMPRESS DEFLATE when the
+    /// server offers COMPRESS=DEFLATE (RFC 4978); output stays the plain protocol.
+    #[arg(help_heading = SENDING, long)]
+    pub compress: bool,
+
+    /// Prefix of the automatic tags (a1, a2, …).
+    #[arg(help_heading = SENDING, long, value_name = "PREFIX", default_value = "a")]
+    pub tag_prefix: String,
+
+    /// Write the server's bytes to stdout exactly as received, even on a terminal.
+    #[arg(help_heading = OUTPUT, long)]
+    pub raw: bool,
+
+    /// On a terminal, show long literals in full instead of their first lines.
+    #[arg(help_heading = OUTPUT, long)]
+    pub full: bool,
+
+    /// No progress bar on stderr for big literals written to a file or pipe.
+    #[arg(help_heading = OUTPUT, long)]
+    pub quiet: bool,
+
+    /// Also copy every line sent to the server to stderr (passwords masked).
+    #[arg(help_heading = OUTPUT, long)]
+    pub echo: bool,
+
+    /// Print how long each command took on stderr (`a3 28.1 ms SELECT`);
+    /// on a terminal every completion shows it anyway (`(28 ms)`).
+    #[arg(help_heading = OUTPUT, long)]
+    pub timing: bool,
+
+    /// Keep the interactive history in FILE [default: imaptalk/history in the
+    /// data directory, e.g. ~/.local/share]. LOGIN and AUTHENTICATE lines and
+    /// anything typed for a continuation or literal are never stored.
+    #[arg(help_heading = INTERACTIVE, long, value_name = "FILE", conflicts_with = "no_history")]
+    pub history: Option<PathBuf>,
+
+    /// Keep no history on disk (only in memory, for this session).
+    #[arg(help_heading = INTERACTIVE, long)]
+    pub no_history: bool,
+
+    /// Colour tagged OK/NO/BAD, BYE and ALERT on a terminal (NO_COLOR is honoured).
+    #[arg(help_heading = OUTPUT, long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Append a transcript of the session to FILE (created with mode 0600): every
+    /// line sent and received with a timestamp, and TLS and COMPRESS events.
+    /// Passwords and SASL data are written as ****.
+    #[arg(help_heading = TRANSCRIPT, long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// What the transcript keeps of literal data: all of it (escaped), or only its size.
+    #[arg(help_heading = TRANSCRIPT, long, value_enum, value_name = "WHAT", default_value_t = Literals::Full, requires = "log")]
+    pub log_literals: Literals,
+
+    /// Print connection and TLS details to stderr: the address connected to,
+    /// timings, TLS version, cipher suite, key exchange, and each certificate
+    /// of the chain with its fingerprint, validity and the verification result.
+    #[arg(help_heading = DIAGNOSTICS, short = 'v', long)]
+    pub verbose: bool,
+
+    /// Print the server's certificate chain as PEM on stdout (a summary goes
+    /// to stderr) and exit; works with --tls and --starttls.
+    #[arg(help_heading = DIAGNOSTICS, long, conflicts_with = "commands")]
+    pub show_certs: bool,
+
+    /// Exit with code 5 when a certificate of the chain expires within DAYS
+    /// days (a monitoring check; the session itself still runs).
+    #[arg(help_heading = DIAGNOSTICS, long, value_name = "DAYS")]
+    pub expiry_warn: Option<u32>,
 
     /// Write a shell completion script or the man page to stdout and exit.
     #[arg(long, value_enum, value_name = "KIND", hide = true)]
