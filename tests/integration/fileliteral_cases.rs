@@ -3,7 +3,7 @@
 //! and the data byte for byte — against scripted servers, which can
 //! withhold LITERAL+ and BINARY, and against Dovecot, which stores it.
 
-use crate::support::scripted::{ScriptedServer, Step, expect, send};
+use crate::support::scripted::{ScriptedServer, Step, expect, logout, send};
 use crate::support::{imaptalk, local, stderr_of};
 use std::path::Path;
 use std::time::Duration;
@@ -40,14 +40,6 @@ fn write(dir: &Path, name: &str, data: &[u8]) -> String {
     let path = dir.join(name);
     std::fs::write(&path, data).unwrap();
     path.to_str().unwrap().to_string()
-}
-
-fn logout(tag: &str) -> Vec<Step> {
-    vec![
-        expect(&format!("{tag} LOGOUT")),
-        send(&format!("* BYE bye\n{tag} OK Logout completed.\n")),
-        Step::Close,
-    ]
 }
 
 #[test]

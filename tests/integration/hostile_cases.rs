@@ -10,7 +10,7 @@
 //! integration hostile_cases::table`.
 
 use crate::support::certs::{pki_for, rustls_server_config, write_ca};
-use crate::support::scripted::{ScriptedServer, Step, Transcript, expect, send};
+use crate::support::scripted::{ScriptedServer, Step, Transcript, expect, logout, send};
 use crate::support::{imaptalk, local, stderr_of};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -137,15 +137,6 @@ fn silence(ms: u64) -> Step {
 
 fn sleep(ms: u64) -> Step {
     Step::Sleep(Duration::from_millis(ms))
-}
-
-/// Steps: the client logs out, the server says BYE and closes.
-fn logout(tag: &str) -> Vec<Step> {
-    vec![
-        expect(&format!("{tag} LOGOUT")),
-        send(&format!("* BYE logging out\n{tag} OK Logout completed.\n")),
-        Step::Close,
-    ]
 }
 
 /// `head` + `{len}` CRLF + data + `tail`: one response line with a literal.

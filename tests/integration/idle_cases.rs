@@ -3,7 +3,7 @@
 //! the RFC 2177 limit (with the test-only short interval); meta-command
 //! errors in scripts.
 
-use crate::support::scripted::{ScriptedServer, Step, expect, send};
+use crate::support::scripted::{ScriptedServer, Step, expect, logout, send};
 use crate::support::{imaptalk, imaptalk_std, local, stderr_of};
 use std::io::Write;
 use std::process::Stdio;
@@ -11,14 +11,6 @@ use std::time::Duration;
 
 fn silence(ms: u64) -> Step {
     Step::ExpectSilence(Duration::from_millis(ms))
-}
-
-fn logout(tag: &str) -> Vec<Step> {
-    vec![
-        expect(&format!("{tag} LOGOUT")),
-        send(&format!("* BYE bye\n{tag} OK Logout completed.\n")),
-        Step::Close,
-    ]
 }
 
 const GREETING: &str = "* OK [CAPABILITY IMAP4rev1 IDLE] ready\n";

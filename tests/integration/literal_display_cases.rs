@@ -2,21 +2,13 @@
 //! while stdout goes to a file, and a long literal cut short when stdout
 //! is a terminal — without changing a byte of what goes to a file.
 
-use crate::support::scripted::{ScriptedServer, Step, expect, send};
+use crate::support::scripted::{ScriptedServer, Step, expect, logout, send};
 use crate::support::{imaptalk, local, stderr_of};
 use rexpect::session::{PtySession, spawn_command};
 use std::process::Command;
 use std::time::Duration;
 
 const GREETING: &str = "* OK scripted ready\n";
-
-fn logout(tag: &str) -> Vec<Step> {
-    vec![
-        expect(&format!("{tag} LOGOUT")),
-        send(&format!("* BYE logging out\n{tag} OK Logout completed.\n")),
-        Step::Close,
-    ]
-}
 
 /// A server that answers `a1 FETCH 1 BODY[]` with `body`, sent in 16
 /// pieces 60 ms apart, so that a transfer takes about a second.

@@ -1,17 +1,9 @@
 //! What rendering adds for people: each command's time on its completion
 //! (`--timing` on stderr for scripts).
 
-use crate::support::scripted::{ScriptedServer, Step, expect, send};
+use crate::support::scripted::{ScriptedServer, Step, expect, logout, send};
 use crate::support::{imaptalk, local, stderr_of};
 use std::time::Duration;
-
-fn logout(tag: &str) -> Vec<Step> {
-    vec![
-        expect(&format!("{tag} LOGOUT")),
-        send(&format!("* BYE bye\n{tag} OK Logout completed.\n")),
-        Step::Close,
-    ]
-}
 
 #[test]
 fn timing_prints_each_command_on_stderr_and_leaves_stdout_alone() {

@@ -2,7 +2,7 @@
 //! around the commands that must be alone; completions are matched by tag
 //! in any order; results and exit codes are those of the waiting mode.
 
-use crate::support::scripted::{ScriptedServer, Step, expect, send};
+use crate::support::scripted::{ScriptedServer, Step, expect, logout, send};
 use crate::support::{imaptalk, local, stderr_of};
 use std::time::Duration;
 
@@ -10,14 +10,6 @@ const GREETING: &str = "* OK [CAPABILITY IMAP4rev1] scripted ready\n";
 
 fn silence() -> Step {
     Step::ExpectSilence(Duration::from_millis(200))
-}
-
-fn logout(tag: &str) -> Vec<Step> {
-    vec![
-        expect(&format!("{tag} LOGOUT")),
-        send(&format!("* BYE logging out\n{tag} OK Logout completed.\n")),
-        Step::Close,
-    ]
 }
 
 #[test]

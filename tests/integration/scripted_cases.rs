@@ -2,7 +2,7 @@
 //! in which order, and what reaches stdout, stderr and the exit code. The
 //! scenarios of a hostile server are one table in `hostile_cases.rs`.
 
-use crate::support::scripted::{ScriptedServer, Step, expect, send};
+use crate::support::scripted::{ScriptedServer, Step, expect, logout, send};
 use crate::support::{imaptalk, imaptalk_std, local, stderr_of};
 use std::io::Read;
 use std::time::Duration;
@@ -11,15 +11,6 @@ const GREETING: &str = "* OK [CAPABILITY IMAP4rev1 LITERAL+] scripted ready\n";
 
 fn silence(ms: u64) -> Step {
     Step::ExpectSilence(Duration::from_millis(ms))
-}
-
-/// The usual end: the client logs out, the server says BYE and closes.
-fn logout(tag: &str) -> Vec<Step> {
-    vec![
-        expect(&format!("{tag} LOGOUT")),
-        send(&format!("* BYE logging out\n{tag} OK Logout completed.\n")),
-        Step::Close,
-    ]
 }
 
 #[test]

@@ -152,6 +152,16 @@ pub fn expect(s: &str) -> Step {
     Step::Expect(s.to_owned())
 }
 
+/// The end of most scripts: the client logs out with `tag`, the server
+/// says BYE, completes the LOGOUT and closes.
+pub fn logout(tag: &str) -> Vec<Step> {
+    vec![
+        expect(&format!("{tag} LOGOUT")),
+        send(&format!("* BYE logging out\n{tag} OK Logout completed.\n")),
+        Step::Close,
+    ]
+}
+
 /// What happened on the connection.
 #[derive(Debug, Clone, Default)]
 pub struct Transcript {
