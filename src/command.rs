@@ -242,6 +242,20 @@ pub fn trailing_literal(rest: &[u8]) -> Result<Option<Announcement>, FrameError>
     literal_announcement(rest, false)
 }
 
+/// Why a literal announced in the input cannot be sent. The framer's
+/// wording is about the server; in the input the count is the user's.
+pub fn input_error(e: &FrameError) -> String {
+    match e {
+        FrameError::CountTooLong { digits } => {
+            format!("a literal count of {digits} digits does not fit in 64 bits")
+        }
+        FrameError::CountOverflow { count } => {
+            format!("a literal of {count} bytes is more than 2^64-1")
+        }
+        other => other.to_string(),
+    }
+}
+
 /// A line as it may be shown to the user or kept anywhere: LOGIN passwords
 /// and AUTHENTICATE initial responses become `****`.
 pub fn masked(p: &Prepared) -> String {

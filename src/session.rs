@@ -720,7 +720,7 @@ impl Session {
                         self.out.echo(&shown);
                     }
                     match command::trailing_literal(&line)
-                        .map_err(|e| error::usage(e.to_string()))?
+                        .map_err(|e| error::usage(command::input_error(&e)))?
                     {
                         Some(lit) => {
                             let source = self.literal_source();
@@ -820,6 +820,31 @@ impl Session {
         if trimmed.is_empty() || trimmed.starts_with(b"#") {
             return Ok(());
         }
+        let p = match self.prepare_line(line) {
+            Ok(p) => p,
+            // At the prompt a line that cannot be sent (a mistyped file
+            // name, an impossible literal count) is the user's to correct:
+            // nothing of it went out, so the session goes on.
+            Err(e) if self.prompt.is_some() => {
+                self.segments.clear();
+                self.next_file = None;
+                self.out.notice(&error::message(&e));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if self.outstanding.iter().any(|o| same_tag(&o.tag, &p.tag)) {
+            self.out.notice(&format!(
+                "warning: tag '{}' is already in use by a command that has not completed",
+                p.tag
+            ));
+        }
+        self.send_command(p).await
+    }
+
+    /// A command line made ready to send, its `{@…}` files opened and
+    /// scanned; nothing is sent yet.
+    fn prepare_line(&mut self, line: &[u8]) -> Result<Prepared> {
         let expanded;
         let line = match crate::fileliteral::split(line)
             .map_err(|e| error::usage(format!("in the input: {e}")))?
@@ -831,17 +856,10 @@ impl Session {
             None => line,
         };
         let outstanding = &self.outstanding;
-        let p = command::prepare(line, &mut self.tagger, |t| {
+        command::prepare(line, &mut self.tagger, |t| {
             outstanding.iter().any(|o| same_tag(&o.tag, t))
         })
-        .map_err(|e| error::usage(format!("in the input: {e}")))?;
-        if self.outstanding.iter().any(|o| same_tag(&o.tag, &p.tag)) {
-            self.out.notice(&format!(
-                "warning: tag '{}' is already in use by a command that has not completed",
-                p.tag
-            ));
-        }
-        self.send_command(p).await
+        .map_err(|e| error::usage(format!("in the input: {}", command::input_error(&e))))
     }
 
     async fn send_command(&mut self, p: Prepared) -> Result<()> {

@@ -576,3 +576,38 @@ fn literal_typed_before_the_servers_plus_goes_on_to_the_rest_of_the_line() {
     p.exp_eof().unwrap();
     server.finish().assert_ok();
 }
+
+#[test]
+fn a_line_that_cannot_be_sent_is_refused_and_the_prompt_comes_back() {
+    // A typo in a file name or a literal count at the prompt is the
+    // user's to correct: nothing of the line was sent, so the session
+    // goes on (in a script the same line ends the run with exit 2).
+    let server = ScriptedServer::start(vec![
+        send("* OK [CAPABILITY IMAP4rev1] ready\n"),
+        expect("a1 NOOP"),
+        send("a1 OK NOOP completed.\n"),
+        expect("a2 LOGOUT"),
+        send("* BYE bye\na2 OK Logout completed.\n"),
+        Step::Close,
+    ]);
+    let mut p = spawn(&["--no-history", &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line("APPEND INBOX {@/nonexistent/imaptalk-qa.eml}")
+        .unwrap();
+    p.exp_string("cannot open").unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_line("APPEND INBOX {@-}").unwrap();
+    p.exp_string("name a file").unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_line("NOOP {99999999999999999999999999}").unwrap();
+    p.exp_string("26 digits").unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_line("NOOP").unwrap();
+    p.exp_string("a1 OK NOOP completed.").unwrap();
+    p.exp_string("a2> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_string("a2 OK Logout completed.").unwrap();
+    p.exp_eof().unwrap();
+    assert!(exit_code(&p).contains(", 0)"), "{}", exit_code(&p));
+    server.finish().assert_ok();
+}

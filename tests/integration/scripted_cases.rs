@@ -368,3 +368,18 @@ fn a_server_closing_before_the_greeting_suggests_tls() {
         "imaptalk: server closed the connection before sending a greeting (if this port expects TLS from the start, add --tls)\n"
     );
 }
+
+#[test]
+fn an_impossible_literal_count_in_the_input_is_the_scripts_fault_not_the_servers() {
+    let server = ScriptedServer::start(vec![send("* OK ready\n"), Step::ExpectEof]);
+    let out = imaptalk()
+        .arg(local(server.port()))
+        .args(["-c", "NOOP {99999999999999999999999999}"])
+        .output()
+        .unwrap();
+    server.finish().assert_ok();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("26 digits"), "{err}");
+    assert!(!err.contains("server"), "{err}");
+}
