@@ -10,8 +10,9 @@
 //! length: nothing is allocated from it.
 
 use crate::framer::{Event, LineEnd};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
-use std::io::IsTerminal;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle, TermLike};
+use std::io::{self, IsTerminal, Write};
+use std::sync::Mutex;
 
 /// Literals smaller than this go by too fast to need a bar.
 pub const THRESHOLD: u64 = 4 * 1024 * 1024;
@@ -82,9 +83,85 @@ fn bar(len: u64) -> ProgressBar {
     .progress_chars("=> ");
     // Cleared also when dropped unfinished (the connection broke mid-literal),
     // so the error message that follows starts on a clean line.
-    ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
+    let target = ProgressDrawTarget::term_like_with_hz(Box::new(Stderr::default()), 20);
+    ProgressBar::with_draw_target(Some(len), target)
         .with_style(style)
         .with_finish(ProgressFinish::AndClear)
+}
+
+/// stderr as the bar's terminal, two columns narrower than it is: room
+/// for the `^C` a terminal echoes on Ctrl-C. Were it to wrap, clearing
+/// the bar would clear the new line and leave the bar on the screen.
+#[derive(Debug, Default)]
+struct Stderr {
+    /// What is drawn goes out at once on flush: no flicker.
+    pending: Mutex<Vec<u8>>,
+}
+
+impl Stderr {
+    fn put(&self, bytes: &[u8]) -> io::Result<()> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn cursor(&self, n: usize, direction: char) -> io::Result<()> {
+        match n {
+            0 => Ok(()),
+            n => self.put(format!("\x1b[{n}{direction}").as_bytes()),
+        }
+    }
+}
+
+impl TermLike for Stderr {
+    fn width(&self) -> u16 {
+        match terminal_size::terminal_size_of(io::stderr()) {
+            Some((w, _)) if w.0 > 2 => w.0 - 2,
+            _ => 78,
+        }
+    }
+
+    fn height(&self) -> u16 {
+        terminal_size::terminal_size_of(io::stderr()).map_or(24, |(_, h)| h.0)
+    }
+
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.cursor(n, 'A')
+    }
+
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.cursor(n, 'B')
+    }
+
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.cursor(n, 'C')
+    }
+
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.cursor(n, 'D')
+    }
+
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.put(s.as_bytes())?;
+        self.put(b"\n")
+    }
+
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.put(s.as_bytes())
+    }
+
+    fn clear_line(&self) -> io::Result<()> {
+        self.put(b"\r\x1b[2K")
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        let bytes = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut err = io::stderr().lock();
+        err.write_all(&bytes)?;
+        err.flush()
+    }
 }
 
 #[cfg(test)]

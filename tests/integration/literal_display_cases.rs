@@ -90,6 +90,43 @@ fn a_progress_bar_shows_on_a_terminal_while_a_big_literal_goes_to_a_file() {
     );
 }
 
+#[test]
+fn the_progress_bar_leaves_room_for_an_echoed_ctrl_c() {
+    // The `^C` a terminal echoes on Ctrl-C goes after the bar: were it to
+    // wrap to a new line, the bar's clearing would miss the line it
+    // stands on, which would stay on the screen.
+    let body = big_body();
+    let server = fetch_server(&body);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"stty cols 60 rows 20; out="$1"; shift; exec "$@" > "$out""#)
+        .arg("sh")
+        .arg(&file)
+        .arg(env!("CARGO_BIN_EXE_imaptalk"))
+        .args([&local(server.port()), "-c", "FETCH 1 BODY[]"]);
+    env(&mut cmd);
+    let mut p = spawn_command(cmd, Some(15_000)).unwrap();
+    p.exp_string("ETA").unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(exit_code(&p).contains(", 0)"), "{}", exit_code(&p));
+    server.finish().assert_ok();
+    let drawn: Vec<String> = without_csi(&rest)
+        .split(['\r', '\n'])
+        .filter(|l| l.contains("ETA"))
+        .map(str::to_string)
+        .collect();
+    assert!(!drawn.is_empty(), "no bar drawn after the first: {rest:?}");
+    for line in drawn {
+        assert!(
+            line.chars().count() < 60,
+            "{} columns: {line:?}",
+            line.chars().count()
+        );
+    }
+}
+
 /// Text without its cursor movements (`ESC [ digits letter`).
 fn without_csi(s: &str) -> String {
     let mut out = String::new();
