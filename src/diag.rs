@@ -7,6 +7,7 @@
 
 use crate::certinfo;
 use crate::cli::Settings;
+use crate::render::duration;
 use crate::transport::{Presented, Tcp, TlsInfo, TlsSetup, Verdict};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -26,7 +27,7 @@ pub fn connected(settings: &Settings, tcp: &Tcp, tls_follows: bool) {
     crate::error::say(&format!(
         "imaptalk: connected to {} ({family}) in {}{plain}",
         tcp.addr,
-        ms(tcp.took)
+        duration(tcp.took)
     ));
 }
 
@@ -57,7 +58,7 @@ pub fn handshake_done(
             "imaptalk: {}, cipher {}{group}, handshake {}",
             i.version,
             i.suite,
-            ms(took)
+            duration(took)
         );
         if let Some(alpn) = &i.alpn {
             let _ = writeln!(
@@ -164,16 +165,6 @@ fn expiring(p: &Presented, days: u32, now: i64) -> bool {
     any
 }
 
-/// Milliseconds, with a decimal below 10 ms.
-fn ms(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.0} ms")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,7 +174,5 @@ mod tests {
         assert_eq!(left(86_400 * 40 + 5, 0), "40 days left");
         assert_eq!(left(86_400 + 5, 0), "1 day left");
         assert_eq!(left(-86_400 * 3, 0), "EXPIRED 3 days ago");
-        assert_eq!(ms(Duration::from_micros(1500)), "1.5 ms");
-        assert_eq!(ms(Duration::from_millis(250)), "250 ms");
     }
 }

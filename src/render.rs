@@ -423,6 +423,18 @@ fn incomplete_tail(b: &[u8]) -> usize {
     0
 }
 
+/// A duration as people read it: `0.4 ms`, `28 ms`, `2.5 s`.
+pub fn duration(d: std::time::Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 10_000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
 /// Escapes a whole string (for echoing typed lines).
 pub fn escape_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -460,6 +472,14 @@ fn escape_into(bytes: &[u8], out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration(std::time::Duration::from_micros(400)), "0.4 ms");
+        assert_eq!(duration(std::time::Duration::from_micros(28_400)), "28 ms");
+        assert_eq!(duration(std::time::Duration::from_millis(9_999)), "9999 ms");
+        assert_eq!(duration(std::time::Duration::from_millis(12_340)), "12.3 s");
+    }
 
     fn esc(chunks: &[&[u8]]) -> String {
         let mut e = Escaper::default();

@@ -5,19 +5,7 @@
 
 use super::{Outstanding, Session};
 use crate::framer::{Event, Kind, LineEnd};
-use std::time::Duration;
-
-/// A duration as people read it: `0.4 ms`, `28 ms`, `2.5 s`.
-pub fn human(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else if ms < 10_000.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{:.1} s", ms / 1000.0)
-    }
-}
+use crate::render::duration;
 
 impl Session {
     /// The note shown after this line in terminal rendering, if any: only
@@ -44,7 +32,7 @@ impl Session {
                     .outstanding
                     .iter()
                     .find(|o| o.tag.as_bytes() == &tag[..])?;
-                Some(format!("({})", human(o.started.elapsed())))
+                Some(format!("({})", duration(o.started.elapsed())))
             }
             _ => None,
         }
@@ -60,18 +48,5 @@ impl Session {
         let ms = o.started.elapsed().as_secs_f64() * 1000.0;
         self.out
             .message(&format!("{} {ms:.1} ms {}", o.tag, o.name));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(human(Duration::from_micros(400)), "0.4 ms");
-        assert_eq!(human(Duration::from_micros(28_400)), "28 ms");
-        assert_eq!(human(Duration::from_millis(9_999)), "9999 ms");
-        assert_eq!(human(Duration::from_millis(12_340)), "12.3 s");
     }
 }
