@@ -353,12 +353,6 @@ pub fn oauth_error(challenge: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn caps(line: &str) -> Capabilities {
-        let mut c = Capabilities::default();
-        c.learn(line.as_bytes());
-        c
-    }
-
     #[test]
     fn loopback_names_and_addresses() {
         for h in [
@@ -420,13 +414,13 @@ mod tests {
 
     #[test]
     fn mechanism_from_capabilities() {
-        let c = caps("* CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=XOAUTH2");
+        let c = Capabilities::from_line("* CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=XOAUTH2");
         assert_eq!(choose(false, &c), Ok(Mechanism::Plain));
         assert_eq!(choose(true, &c), Ok(Mechanism::XOAuth2));
-        let c = caps("* CAPABILITY IMAP4rev1 AUTH=OAUTHBEARER AUTH=XOAUTH2");
+        let c = Capabilities::from_line("* CAPABILITY IMAP4rev1 AUTH=OAUTHBEARER AUTH=XOAUTH2");
         assert_eq!(choose(true, &c), Ok(Mechanism::OAuthBearer));
         assert_eq!(choose(false, &c), Ok(Mechanism::Login));
-        let c = caps("* CAPABILITY IMAP4rev1 LOGINDISABLED STARTTLS");
+        let c = Capabilities::from_line("* CAPABILITY IMAP4rev1 LOGINDISABLED STARTTLS");
         assert!(choose(false, &c).unwrap_err().contains("LOGINDISABLED"));
         let e = choose(true, &c).unwrap_err();
         assert!(e.contains("no AUTH= mechanisms"), "{e}");

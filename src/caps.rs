@@ -72,6 +72,14 @@ impl Capabilities {
         self.list.iter().any(|c| c.eq_ignore_ascii_case(cap))
     }
 
+    /// What one response line announces (tests build records this way).
+    #[cfg(test)]
+    pub fn from_line(line: &str) -> Capabilities {
+        let mut c = Capabilities::default();
+        c.learn(line.as_bytes());
+        c
+    }
+
     /// After STARTTLS nothing said in plaintext may be relied on (RFC 9051
     /// §6.2.1): the client must ask again.
     pub fn forget(&mut self) {

@@ -279,12 +279,6 @@ fn os_path(bytes: &[u8]) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn caps(line: &str) -> Capabilities {
-        let mut c = Capabilities::default();
-        c.learn(line.as_bytes());
-        c
-    }
-
     #[test]
     fn tokens_are_found_and_escapes_undone() {
         assert_eq!(split(b"NOOP").unwrap(), None);
@@ -308,9 +302,9 @@ mod tests {
 
     #[test]
     fn announcement_follows_the_capabilities() {
-        let plain = caps("* CAPABILITY IMAP4rev1");
-        let plus = caps("* CAPABILITY IMAP4rev1 LITERAL+ BINARY");
-        let minus = caps("* CAPABILITY IMAP4rev1 LITERAL-");
+        let plain = Capabilities::from_line("* CAPABILITY IMAP4rev1");
+        let plus = Capabilities::from_line("* CAPABILITY IMAP4rev1 LITERAL+ BINARY");
+        let minus = Capabilities::from_line("* CAPABILITY IMAP4rev1 LITERAL-");
         assert_eq!(announcement(10, false, &plain).unwrap(), "{10}");
         assert_eq!(announcement(10, false, &plus).unwrap(), "{10+}");
         assert_eq!(announcement(10, true, &plus).unwrap(), "~{10+}");
@@ -321,7 +315,7 @@ mod tests {
                 .unwrap_err()
                 .contains("BINARY")
         );
-        let binary_only = caps("* CAPABILITY IMAP4rev1 BINARY");
+        let binary_only = Capabilities::from_line("* CAPABILITY IMAP4rev1 BINARY");
         assert_eq!(announcement(3, true, &binary_only).unwrap(), "~{3}");
     }
 
