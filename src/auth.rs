@@ -184,6 +184,12 @@ fn read_password_file(path: &std::path::Path) -> Result<Secret> {
     Ok(Secret(password))
 }
 
+/// Ctrl-C at the password prompt: [`obtain`] failed with this.
+pub fn interrupted(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::Interrupted)
+}
+
 /// Asks on the controlling terminal, without echo: stdin may be a script.
 fn prompt(user: &str, host: &str) -> Result<Secret> {
     rpassword::prompt_password(format!(
@@ -193,6 +199,9 @@ fn prompt(user: &str, host: &str) -> Result<Secret> {
     ))
     .map(Secret)
     .map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return anyhow::Error::new(e);
+        }
         error::usage(format!(
             "cannot ask for the password: no terminal ({}); set {PASSWORD_ENV} or use --password-file FILE",
             crate::transport::io_text(&e)

@@ -75,16 +75,33 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut settings = cli.settings()?;
-    if let Some(login) = &mut settings.login {
-        // Before connecting: a prompt is answered before the server can
-        // time out, and a missing password fails before anything is sent.
-        login.secret = Some(auth::obtain(login, &settings.target.host)?);
-    }
     // One thread is plenty: the editor and the stdin reader have their own
     // threads, and everything else waits on one socket.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let Some(login) = &mut settings.login {
+        // Before connecting: a prompt is answered before the server can
+        // time out, and a missing password fails before anything is sent.
+        // The prompt reads Ctrl-C itself and raises SIGINT with echo still
+        // off: a handler keeps that from killing the process before the
+        // terminal is restored.
+        #[cfg(unix)]
+        let _sigint = {
+            let _entered = runtime.enter();
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
+        };
+        match auth::obtain(login, &settings.target.host) {
+            Ok(secret) => login.secret = Some(secret),
+            Err(e) if auth::interrupted(&e) => {
+                error::say(
+                    "imaptalk: interrupted by SIGINT at the password prompt; nothing was sent",
+                );
+                return Ok(ExitCode::from(error::INTERRUPTED));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let code = runtime.block_on(session_main(settings));
     // Don't wait for the stdin thread: it may be blocked reading forever.
     runtime.shutdown_background();

@@ -611,3 +611,35 @@ fn a_line_that_cannot_be_sent_is_refused_and_the_prompt_comes_back() {
     assert!(exit_code(&p).contains(", 0)"), "{}", exit_code(&p));
     server.finish().assert_ok();
 }
+
+#[test]
+fn ctrl_c_at_the_password_prompt_of_u_restores_the_terminal() {
+    // The prompt turns echo off; a Ctrl-C there must not kill the process
+    // before the terminal is put back (sh, unlike bash, does not restore
+    // it), and nothing is sent: the prompt comes before connecting.
+    let mut sh = Command::new("sh");
+    for (k, v) in command().get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh.env_remove("IMAPTALK_PASSWORD")
+        .env_remove("IMAPTALK_OAUTH2_TOKEN")
+        .arg("-c")
+        .arg(r#"echo "before=$(stty -g)"; "$@"; echo "exit=$?"; echo "after=$(stty -g)""#)
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_imaptalk"))
+        .args(["-u", "alice", "127.0.0.1:1"]);
+    let mut p = spawn_command(sh, Some(10_000)).expect("spawn sh on a pty");
+    p.exp_string("before=").unwrap();
+    let before = p.read_line().unwrap();
+    p.exp_string("Password for alice@127.0.0.1: ").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("interrupted by SIGINT at the password prompt")
+        .unwrap();
+    p.exp_string("exit=130").unwrap();
+    p.exp_string("after=").unwrap();
+    let after = p.read_line().unwrap();
+    assert_eq!(after, before, "terminal settings (stty -g) changed");
+}
