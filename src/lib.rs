@@ -85,22 +85,29 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // time out, and a missing password fails before anything is sent.
         // The prompt reads Ctrl-C itself and raises SIGINT with echo still
         // off: a handler keeps that from killing the process before the
-        // terminal is restored.
+        // terminal is restored, and a Ctrl-C while the token command runs
+        // ends the run here too.
         #[cfg(unix)]
-        let _sigint = {
+        let mut sigint = {
             let _entered = runtime.enter();
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
         };
-        match auth::obtain(login, &settings.target.host) {
-            Ok(secret) => login.secret = Some(secret),
-            Err(e) if auth::interrupted(&e) => {
-                error::say(
-                    "imaptalk: interrupted by SIGINT at the password prompt; nothing was sent",
-                );
-                return Ok(ExitCode::from(error::INTERRUPTED));
-            }
-            Err(e) => return Err(e),
+        let obtained = auth::obtain(login, &settings.target.host);
+        #[cfg(unix)]
+        let interrupted = sigint.as_mut().is_some_and(|s| {
+            runtime.block_on(async {
+                tokio::time::timeout(std::time::Duration::ZERO, s.recv())
+                    .await
+                    .is_ok()
+            })
+        });
+        #[cfg(not(unix))]
+        let interrupted = false;
+        if interrupted || obtained.as_ref().is_err_and(auth::interrupted) {
+            error::say("imaptalk: interrupted by SIGINT before connecting; nothing was sent");
+            return Ok(ExitCode::from(error::INTERRUPTED));
         }
+        login.secret = Some(obtained?);
     }
     let code = runtime.block_on(session_main(settings));
     // Don't wait for the stdin thread: it may be blocked reading forever.

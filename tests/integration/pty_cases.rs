@@ -636,10 +636,33 @@ fn ctrl_c_at_the_password_prompt_of_u_restores_the_terminal() {
     let before = p.read_line().unwrap();
     p.exp_string("Password for alice@127.0.0.1: ").unwrap();
     p.send_control('c').unwrap();
-    p.exp_string("interrupted by SIGINT at the password prompt")
+    p.exp_string("interrupted by SIGINT before connecting")
         .unwrap();
     p.exp_string("exit=130").unwrap();
     p.exp_string("after=").unwrap();
     let after = p.read_line().unwrap();
     assert_eq!(after, before, "terminal settings (stty -g) changed");
+}
+
+#[test]
+fn ctrl_c_while_the_oauth2_token_command_runs_ends_the_run() {
+    // Nothing listens on port 1: a run that went on after the Ctrl-C
+    // would end with "connection refused" and exit 3.
+    let mut cmd = command();
+    cmd.env_remove("IMAPTALK_PASSWORD").args([
+        "-u",
+        "alice",
+        "--oauth2-token-command",
+        "sleep 3; echo token",
+        "127.0.0.1:1",
+    ]);
+    let mut p = spawn_command(cmd, Some(10_000)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    p.send_control('c').unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(
+        rest.contains("interrupted by SIGINT before connecting"),
+        "{rest}"
+    );
+    assert!(exit_code(&p).contains("130"), "{}: {rest}", exit_code(&p));
 }
