@@ -9,6 +9,7 @@
 //! attack: they are the server's first compressed bytes, and they are the
 //! first input of the decompressor.
 
+use crate::render::size;
 use crate::transport::READ_SIZE;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use std::io;
@@ -48,27 +49,17 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// `received 1.2 MB for 4.8 MB of protocol (25%), sent …`
+    /// `received 1.18 MiB for 4.71 MiB of protocol (25%), sent …`
     pub fn describe(&self) -> String {
         format!(
             "COMPRESS=DEFLATE: received {} on the wire for {} of protocol ({}), sent {} for {} ({})",
-            bytes(self.wire_in),
-            bytes(self.protocol_in),
+            size(self.wire_in),
+            size(self.protocol_in),
             ratio(self.wire_in, self.protocol_in),
-            bytes(self.wire_out),
-            bytes(self.protocol_out),
+            size(self.wire_out),
+            size(self.protocol_out),
             ratio(self.wire_out, self.protocol_out),
         )
-    }
-}
-
-fn bytes(n: u64) -> String {
-    if n < 10_000 {
-        format!("{n} bytes")
-    } else if n < 1_000_000 {
-        format!("{:.1} kB", n as f64 / 1e3)
-    } else {
-        format!("{:.1} MB", n as f64 / 1e6)
     }
 }
 
@@ -511,7 +502,7 @@ mod tests {
         };
         assert_eq!(
             s.describe(),
-            "COMPRESS=DEFLATE: received 1.2 MB on the wire for 4.9 MB of protocol (25%), sent 60 bytes for 120 bytes (50%)"
+            "COMPRESS=DEFLATE: received 1.18 MiB on the wire for 4.71 MiB of protocol (25%), sent 60 bytes for 120 bytes (50%)"
         );
     }
 }

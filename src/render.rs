@@ -95,12 +95,11 @@ impl Cut {
     }
 
     fn note(&self) -> String {
-        use indicatif::HumanBytes;
         format!(
             "[imaptalk: literal of {} cut short: {} shown; --full shows it all, --raw or a redirect (> file) gives the exact bytes]",
-            HumanBytes(self.len),
+            size(self.len),
             match self.lines {
-                0 => HumanBytes(self.shown as u64).to_string(),
+                0 => size(self.shown as u64),
                 1 => "1 line".to_string(),
                 n => format!("{n} lines"),
             }
@@ -421,6 +420,16 @@ fn incomplete_tail(b: &[u8]) -> usize {
         return if need > k { k } else { 0 };
     }
     0
+}
+
+/// A size as people read it, in the binary units of the progress bar:
+/// `310 bytes`, `117.19 KiB`, `1.00 GiB`.
+pub fn size(n: u64) -> String {
+    if n < 1024 {
+        format!("{n} bytes")
+    } else {
+        indicatif::HumanBytes(n).to_string()
+    }
 }
 
 /// A duration as people read it: `0.4 ms`, `28 ms`, `2.5 s`.

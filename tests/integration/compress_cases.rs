@@ -179,7 +179,7 @@ fn compress_flag_after_login_over_tls() {
         .unwrap();
     assert!(percent < 50, "{stats}");
     assert!(
-        stats.contains(" MB of protocol") || stats.contains(" kB of protocol"),
+        stats.contains(" MiB of protocol") || stats.contains(" KiB of protocol"),
         "{stats}"
     );
     // After the automatic login of -u too (here over plaintext to this
