@@ -334,7 +334,7 @@ impl Cli {
         }
         if security == Security::Plain && (self.cafile.is_some() || self.servername.is_some()) {
             error::say(
-                "imaptalk: warning: --cafile/--servername have no effect on a plaintext connection (add --tls or --starttls)",
+                "imaptalk: warning: on a plaintext connection --cafile/--servername apply only to a STARTTLS typed later (add --starttls to upgrade at once, or --tls)",
             );
         }
         let stdin_tty = std::io::stdin().is_terminal();

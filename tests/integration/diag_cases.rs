@@ -290,6 +290,8 @@ fn verbose_after_a_typed_starttls_asks_for_capabilities_again() {
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("verification: OK"), "{err}");
+    // --cafile was used: no warning may say it had no effect.
+    assert!(!err.contains("no effect"), "{err}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("* CAPABILITY IMAP4rev1 X-OVER-TLS"),
