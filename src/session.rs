@@ -178,16 +178,31 @@ impl Session {
         wait: bool,
         known: Option<crate::complete::Shared>,
     ) -> Result<Session> {
-        let tls = match settings.security {
-            Security::Plain => None,
-            Security::Tls | Security::StartTls => Some(TlsSetup::new(&settings)?),
-        };
         // Opened first: a bad path is a usage error, before any connection.
         let log = match &settings.log {
             Some(path) => Some(Transcript::open(path, settings.log_literals)?),
             None => None,
         };
-        let tcp = transport::connect_tcp(&settings).await?;
+        // Reading the system's trust store takes milliseconds (a file per
+        // root in SSL_CERT_DIR): do it on a blocking thread while the TCP
+        // connection is set up, so start-up costs the longer of the two,
+        // not their sum. A setup error still wins over a connect error.
+        let tls_setup = match settings.security {
+            Security::Plain => None,
+            Security::Tls | Security::StartTls => {
+                let s = settings.clone();
+                Some(tokio::task::spawn_blocking(move || TlsSetup::new(&s)))
+            }
+        };
+        let tcp = transport::connect_tcp(&settings).await;
+        let tls = match tls_setup {
+            None => None,
+            Some(task) => Some(
+                task.await
+                    .map_err(|e| error::connect(format!("TLS setup failed: {e}")))??,
+            ),
+        };
+        let tcp = tcp?;
         crate::diag::connected(&settings, &tcp, tls.is_some());
         let peer = tcp.addr.to_string();
         let mut expiring = false;
