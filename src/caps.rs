@@ -18,7 +18,13 @@ pub fn parse(line: &str) -> Option<Vec<&str>> {
     let list = match data {
         Some(r) => &r[11..],
         None => {
-            let i = line.to_ascii_uppercase().find(" [CAPABILITY ")?;
+            // Every response's first line comes through here: search
+            // without making an upper-case copy of it.
+            let i = line.match_indices(" [").map(|(i, _)| i).find(|&i| {
+                line.as_bytes()
+                    .get(i + 2..i + 13)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"CAPABILITY "))
+            })?;
             let list = &line[i + 13..];
             &list[..list.find(']')?]
         }
@@ -48,18 +54,22 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Records what a response's first line announces, if anything.
-    pub fn learn(&mut self, line: &[u8]) {
+    /// Returns true when the line carried a capability list.
+    pub fn learn(&mut self, line: &[u8]) -> bool {
         // Only the ASCII start matters; a lossy copy of a huge line is not
         // worth making for lines that cannot be capability lists.
         let cut = &line[..line.len().min(16 * 1024)];
         let text = String::from_utf8_lossy(cut);
         if let Some(caps) = parse(&text) {
             self.list = caps.iter().map(|c| c.to_ascii_uppercase()).collect();
-        } else if let Some(exts) = enabled(&text)
+            return true;
+        }
+        if let Some(exts) = enabled(&text)
             && exts.iter().any(|e| e.eq_ignore_ascii_case("UTF8=ACCEPT"))
         {
             self.utf8_accept = true;
         }
+        false
     }
 
     /// The capabilities as announced (upper case); empty before any list.
@@ -104,6 +114,10 @@ mod tests {
         assert_eq!(
             parse("a1 OK [CAPABILITY IMAP4rev1 BINARY] Logged in"),
             Some(vec!["IMAP4rev1", "BINARY"])
+        );
+        assert_eq!(
+            parse("* ok [capability IMAP4rev1 Idle] hi"),
+            Some(vec!["IMAP4rev1", "Idle"])
         );
         assert_eq!(parse("* OK [CAPABILITY IMAP4rev1 unterminated"), None);
         assert_eq!(parse("* 3 EXISTS"), None);

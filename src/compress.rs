@@ -283,17 +283,11 @@ impl Auto {
         }
     }
 
-    /// Every first line of a server response.
-    pub fn saw_line(&mut self, line: &[u8]) {
-        if !self.enabled {
-            return;
-        }
-        let cut = &line[..line.len().min(16 * 1024)];
-        if let Some(list) = crate::caps::parse(&String::from_utf8_lossy(cut)) {
-            let offered = list
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case("COMPRESS=DEFLATE"));
-            self.offered = Some(offered);
+    /// Every capability list the server announces, as just recorded (the
+    /// session's one record: no second parse of every response line).
+    pub fn saw_capabilities(&mut self, caps: &crate::caps::Capabilities) {
+        if self.enabled {
+            self.offered = Some(caps.has("COMPRESS=DEFLATE"));
         }
     }
 
@@ -462,17 +456,29 @@ mod tests {
         });
     }
 
+    /// What the session does with each response's first line.
+    fn saw(a: &mut Auto, caps: &mut crate::caps::Capabilities, line: &[u8]) {
+        if caps.learn(line) {
+            a.saw_capabilities(caps);
+        }
+    }
+
     #[test]
     fn auto_asks_for_capabilities_when_login_did_not_list_them() {
+        let caps = &mut crate::caps::Capabilities::default();
         let mut a = Auto::new(true);
-        a.saw_line(b"* OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE] hi\r\n");
+        saw(
+            &mut a,
+            caps,
+            b"* OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE] hi\r\n",
+        );
         a.sending("LOGIN");
-        a.saw_line(b"a1 OK Logged in\r\n");
+        saw(&mut a, caps, b"a1 OK Logged in\r\n");
         assert_eq!(a.logged_in(), None);
         assert_eq!(a.due(), Some("CAPABILITY"));
         a.sent("a2");
         assert_eq!(a.due(), None);
-        a.saw_line(b"* CAPABILITY IMAP4rev1 compress=deflate\r\n");
+        saw(&mut a, caps, b"* CAPABILITY IMAP4rev1 compress=deflate\r\n");
         assert_eq!(a.completed("a1"), None);
         assert_eq!(a.completed("a2"), None);
         assert_eq!(a.due(), Some("COMPRESS DEFLATE"));
@@ -482,12 +488,20 @@ mod tests {
 
         let mut a = Auto::new(true);
         a.sending("AUTHENTICATE");
-        a.saw_line(b"a1 OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATEX] Logged in\r\n");
+        saw(
+            &mut a,
+            caps,
+            b"a1 OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATEX] Logged in\r\n",
+        );
         assert_eq!(a.logged_in(), Some(NOT_OFFERED));
         assert_eq!(a.due(), None);
 
         let mut a = Auto::new(false);
-        a.saw_line(b"a1 OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE] Logged in\r\n");
+        saw(
+            &mut a,
+            caps,
+            b"a1 OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE] Logged in\r\n",
+        );
         assert_eq!(a.logged_in(), None);
         assert_eq!(a.due(), None);
     }

@@ -300,9 +300,10 @@ impl Session {
                         if let Some(known) = &self.known {
                             crate::complete::learn(known, data);
                         }
-                        self.caps.learn(data);
+                        if self.caps.learn(data) {
+                            self.auto_compress.saw_capabilities(&self.caps);
+                        }
                         self.last_line = strip_line_end(data).to_vec();
-                        self.auto_compress.saw_line(data);
                         first = Some((h.clone(), line_text(data)));
                     }
                     if *end == LineEnd::Response
@@ -1047,9 +1048,8 @@ impl Session {
                 {
                     crate::complete::learn(known, &data);
                 }
-                if h.kind != Kind::Continuation {
-                    self.caps.learn(&data);
-                    self.auto_compress.saw_line(&data);
+                if h.kind != Kind::Continuation && self.caps.learn(&data) {
+                    self.auto_compress.saw_capabilities(&self.caps);
                 }
                 self.response = Some((h, line_text(&data)));
             }
