@@ -11,8 +11,8 @@
 
 use divan::counter::BytesCount;
 use divan::{Bencher, black_box};
-use imaptalk::framer::Framer;
-use imaptalk::transport::READ_SIZE;
+use imaptalk::io::READ_SIZE;
+use imaptalk::protocol::framer::Framer;
 
 fn main() {
     divan::main();

@@ -2,33 +2,54 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: flags, validated into `Settings` in one step.
-//! - [`target`]: the server argument (`host:port`, `imaps://…`).
-//! - [`transport`]: TCP, TLS and the STARTTLS upgrade; the `Connection`
-//!   that owns the socket and the framer.
-//! - [`framer`]: the server's bytes into response events, literals
-//!   included, in bounded memory. The heart of the tool.
-//! - [`command`]: typed lines into wire commands: tags, literals, masking.
-//! - [`fileliteral`]: `{@path}` and `{@-}`: files sent as literals.
-//! - [`caps`]: what the server advertised (CAPABILITY, ENABLED).
-//! - [`mutf7`]: modified UTF-7 mailbox names, decoded for people.
-//! - [`session`]: the conversation: greeting, STARTTLS, outstanding tags,
-//!   continuations, the end of input and LOGOUT; [`pipeline`]: which
-//!   script commands `--pipeline` may send before earlier ones complete.
-//! - [`render`]: raw bytes for pipes, escaped and coloured text for people
-//!   (long literals cut short on a terminal); [`progress`]: the progress
-//!   bar for big literals going to a file.
-//! - [`repl`] and [`script`]: the interactive and non-interactive drivers;
-//!   [`meta`]: the REPL's `\` meta-commands and command reference.
-//! - [`compress`]: COMPRESS=DEFLATE, a layer under the framer, and `--compress`.
-//! - [`transcript`]: `--log`, the session recorded in a file.
-//! - [`generation`]: shell completions and the man page (`--generate`).
-//! - [`auth`]: `-u`: credential sources, mechanisms, SASL payloads, the
-//!   plaintext rule; the exchange itself is a set-up step of the session.
-//! - [`diag`] and [`certinfo`]: `-v`, `--show-certs`, `--expiry-warn`: the
-//!   connection, the TLS parameters and the certificate chain; [`b64`].
-//! - [`signals`]: SIGINT/SIGTERM end a script run with LOGOUT.
+//! Four layers, each using only those below it, over two shared modules:
+//!
+//! - [`text`]: server bytes made safe for a terminal (escaping), sizes,
+//!   durations, seconds, dates, I/O errors as people read them.
 //! - [`error`]: failure classes and exit codes.
+//! - [`b64`]: base64 for SASL and certificates.
+//! - [`protocol`]: IMAP without IO.
+//!   - [`protocol::framer`]: the server's bytes into response events,
+//!     literals included, in bounded memory. The heart of the tool.
+//!   - [`protocol::command`]: typed lines into wire commands: tags,
+//!     literals, masking.
+//!   - [`protocol::caps`]: what the server advertised (CAPABILITY, ENABLED).
+//!   - [`protocol::mutf7`]: modified UTF-7 mailbox names, decoded for people.
+//!   - [`protocol::astring`]: astrings and mailbox names quoted for the
+//!     wire, the mailbox of a LIST line.
+//!   - [`protocol::literal`]: `{@path}` tokens and how a literal is announced.
+//! - [`core`]: the conversation's rules, without IO.
+//!   - [`core::pipeline`]: which script commands `--pipeline` may send
+//!     before earlier ones complete.
+//!   - [`core::sasl`]: mechanisms, SASL payloads, the [`core::sasl::Secret`].
+//! - [`io`]: bytes to and from the server and local files.
+//!   - [`io::tcp`]: resolving and connecting, keepalive.
+//!   - [`io::tls`]: TLS configuration, verification, the handshake.
+//!   - [`io::connection`]: the `Connection` that owns the socket and the
+//!     framer; STARTTLS and COMPRESS switch its stream.
+//!   - [`io::compress`]: COMPRESS=DEFLATE, a layer under the framer, and
+//!     `--compress`.
+//!   - [`io::transcript`]: `--log`, the session recorded in a file.
+//!   - [`io::fileliteral`]: the data of `{@path}` and `{@-}` literals.
+//! - [`app`]: the program around the conversation.
+//!   - [`app::cli`]: flags, validated into `Settings` in one step;
+//!     [`app::target`]: the server argument (`host:port`, `imaps://…`).
+//!   - [`app::repl`] and [`app::script`]: the interactive and
+//!     non-interactive drivers; [`app::meta`]: the REPL's `\`
+//!     meta-commands and command reference; [`app::complete`]: completion.
+//!   - [`app::render`]: raw bytes for pipes, escaped and coloured text for
+//!     people (long literals cut short on a terminal); [`app::progress`]:
+//!     the progress bar for big literals going to a file.
+//!   - [`app::auth`]: `-u`: where the password or token comes from, the
+//!     plaintext rule.
+//!   - [`app::diag`] and [`app::certinfo`]: `-v`, `--show-certs`,
+//!     `--expiry-warn`: the connection, the TLS parameters and the
+//!     certificate chain.
+//!   - [`app::signals`]: SIGINT/SIGTERM end a script run with LOGOUT.
+//!   - [`app::generation`]: shell completions and the man page (`--generate`).
+//! - [`session`]: the conversation: greeting, STARTTLS, outstanding tags,
+//!   continuations, the end of input and LOGOUT (to become the sans-IO
+//!   session core).
 
 // No panics by construction: a hostile server or a bad script must end in
 // a one-line error and an exit code, never a panic (tests may unwrap).
@@ -37,34 +58,18 @@
 // is written through error::say, which drops what nobody reads.
 #![cfg_attr(not(test), deny(clippy::print_stderr))]
 
-pub mod auth;
+pub mod app;
 pub mod b64;
-pub mod caps;
-pub mod certinfo;
-pub mod cli;
-pub mod command;
-pub mod complete;
-pub mod compress;
-pub mod diag;
+pub mod core;
 pub mod error;
-pub mod fileliteral;
-pub mod framer;
-pub mod generation;
-pub mod meta;
-pub mod mutf7;
-pub mod pipeline;
-pub mod progress;
-pub mod render;
-pub mod repl;
-pub mod script;
+pub mod io;
+pub mod protocol;
 pub mod session;
-pub mod signals;
-pub mod target;
-pub mod transcript;
-pub mod transport;
+pub mod text;
 
-use cli::{Cli, Input, Settings};
-use render::{Output, TextSink};
+use app::cli::{Cli, Input, Settings};
+use app::render::{Output, TextSink};
+use app::{auth, generation, progress, repl, script, signals};
 use session::Session;
 use std::process::ExitCode;
 

@@ -4,7 +4,7 @@ use clap::Parser as _;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match imaptalk::cli::Cli::try_parse() {
+    let cli = match imaptalk::app::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version: stdout, 0
         Err(e) => {

@@ -12,25 +12,29 @@
 //!
 //! In script mode (`wait`) nothing new is sent until the previous command
 //! completed or the server asked for more, unless `--pipeline` lets it go
-//! ahead ([`pipeline`](crate::pipeline)); interactively, commands go out as
+//! ahead ([`pipeline`](crate::core::pipeline)); interactively, commands go out as
 //! they are typed.
 
 mod files;
 mod idle;
 mod notes;
 
-use crate::caps::Capabilities;
-use crate::cli::{Security, Settings};
-use crate::command::{self, Prepared, Tagger, masked};
-use crate::compress;
+use crate::app::cli::{Security, Settings};
+use crate::app::meta::{self, Meta};
+use crate::app::render::Output;
+use crate::app::repl::{Prompt, PromptKind, PromptState};
+use crate::core::pipeline;
 use crate::error;
-use crate::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
-use crate::meta::{self, Meta};
-use crate::pipeline;
-use crate::render::{Output, escape_str};
-use crate::repl::{Prompt, PromptKind, PromptState};
-use crate::transcript::{Sending, Transcript};
-use crate::transport::{self, Connection, Stream, TlsSetup, secs};
+use crate::io::compress;
+use crate::io::connection::{Connection, Stream};
+use crate::io::tcp;
+use crate::io::tls::{self, TlsSetup};
+use crate::io::transcript::{Sending, Transcript};
+use crate::protocol::caps::Capabilities;
+use crate::protocol::command::{self, Prepared, Tagger, masked};
+use crate::protocol::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
+use crate::text::escape_str;
+use crate::text::secs;
 use anyhow::Result;
 use bytes::BytesMut;
 use files::{LiteralSource, Segment};
@@ -145,7 +149,7 @@ pub struct Session {
     prompt_hold: Option<String>,
     /// Interactive mode: where capabilities and mailbox names are recorded
     /// for completion.
-    known: Option<crate::complete::Shared>,
+    known: Option<crate::app::complete::Shared>,
     /// The next LOGIN comes from `\login`: hold the prompt for it even
     /// when its password goes as a literal (that data is queued already).
     meta_login: bool,
@@ -156,7 +160,7 @@ pub struct Session {
     /// The rest of a command line with `{@…}` file literals.
     segments: VecDeque<Segment>,
     /// The file whose literal the line just sent announces.
-    next_file: Option<Box<crate::fileliteral::FileLiteral>>,
+    next_file: Option<Box<crate::io::fileliteral::FileLiteral>>,
     /// `{@-}` has read stdin.
     stdin_used: bool,
     /// `--expiry-warn`: a certificate expires within the period (exit 5).
@@ -176,7 +180,7 @@ impl Session {
         settings: Settings,
         out: Output,
         wait: bool,
-        known: Option<crate::complete::Shared>,
+        known: Option<crate::app::complete::Shared>,
     ) -> Result<Session> {
         // Opened first: a bad path is a usage error, before any connection.
         let log = match &settings.log {
@@ -194,7 +198,7 @@ impl Session {
                 Some(tokio::task::spawn_blocking(move || TlsSetup::new(&s)))
             }
         };
-        let tcp = transport::connect_tcp(&settings).await;
+        let tcp = tcp::connect_tcp(&settings).await;
         let tls = match tls_setup {
             None => None,
             Some(task) => Some(
@@ -203,16 +207,20 @@ impl Session {
             ),
         };
         let tcp = tcp?;
-        crate::diag::connected(&settings, &tcp, tls.is_some());
+        crate::app::diag::connected(&settings, &tcp, tls.is_some());
         let peer = tcp.addr.to_string();
         let mut expiring = false;
         let stream = match (&settings.security, &tls) {
             (Security::Tls, Some(tls)) => {
                 let start = Instant::now();
-                let r = transport::handshake(tcp.stream, tls, settings.timeout).await;
-                let info = r.as_ref().ok().map(transport::tls_info);
-                expiring =
-                    crate::diag::handshake_done(&settings, tls, info.as_ref(), start.elapsed());
+                let r = tls::handshake(tcp.stream, tls, settings.timeout).await;
+                let info = r.as_ref().ok().map(tls::tls_info);
+                expiring = crate::app::diag::handshake_done(
+                    &settings,
+                    tls,
+                    info.as_ref(),
+                    start.elapsed(),
+                );
                 Stream::Tls(Box::new(r?))
             }
             _ => Stream::Plain(tcp.stream),
@@ -245,7 +253,7 @@ impl Session {
             prompt: None,
             user: None,
             mailbox: None,
-            utf8: crate::repl::utf8_locale(),
+            utf8: crate::app::repl::utf8_locale(),
             prompt_due: true,
             prompt_hold: None,
             meta_login: false,
@@ -298,7 +306,7 @@ impl Session {
                 if let Event::Line { data, head, end } = &ev {
                     if let Some(h) = head {
                         if let Some(known) = &self.known {
-                            crate::complete::learn(known, data);
+                            crate::app::complete::learn(known, data);
                         }
                         if self.caps.learn(data) {
                             self.auto_compress.saw_capabilities(&self.caps);
@@ -421,7 +429,7 @@ impl Session {
         let upgraded = self.conn.upgrade(&tls, self.settings.timeout).await;
         let info = self.conn.tls_info();
         self.expiring |=
-            crate::diag::handshake_done(&self.settings, &tls, info.as_ref(), start.elapsed());
+            crate::app::diag::handshake_done(&self.settings, &tls, info.as_ref(), start.elapsed());
         self.tls = Some(tls);
         upgraded?;
         self.caps.forget();
@@ -601,9 +609,9 @@ impl Session {
                     tag: &next,
                 };
                 Prompt {
-                    text: crate::repl::command_prompt(
+                    text: crate::app::repl::command_prompt(
                         &state,
-                        crate::repl::terminal_width(),
+                        crate::app::repl::terminal_width(),
                         self.utf8,
                     ),
                     kind: PromptKind::Command,
@@ -862,7 +870,7 @@ impl Session {
     /// scanned; nothing is sent yet.
     fn prepare_line(&mut self, line: &[u8]) -> Result<Prepared> {
         let expanded;
-        let line = match crate::fileliteral::split(line)
+        let line = match crate::protocol::literal::split(line)
             .map_err(|e| error::usage(format!("in the input: {e}")))?
         {
             Some(split) => {
@@ -1014,7 +1022,7 @@ impl Session {
                     return Ok(());
                 }
                 self.input
-                    .extend_from_slice(&meta::login_line(&user, &password));
+                    .extend_from_slice(&crate::protocol::astring::login_line(&user, &password));
                 self.meta_login = true;
             }
         }
@@ -1046,7 +1054,7 @@ impl Session {
                 if let Some(known) = &self.known
                     && h.kind != Kind::Continuation
                 {
-                    crate::complete::learn(known, &data);
+                    crate::app::complete::learn(known, &data);
                 }
                 if h.kind != Kind::Continuation && self.caps.learn(&data) {
                     self.auto_compress.saw_capabilities(&self.caps);

@@ -2,8 +2,8 @@
 //! tag, never panics, and announces exactly the literal the line ends with.
 #![no_main]
 
-use imaptalk::command::{Tagger, masked, prepare, trailing_literal};
-use imaptalk::fileliteral;
+use imaptalk::protocol::command::{Tagger, masked, prepare, trailing_literal};
+use imaptalk::protocol::literal as fileliteral;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|line: &[u8]| {

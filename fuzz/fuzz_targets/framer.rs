@@ -2,7 +2,7 @@
 //! data, and hands out every byte it was given exactly once, in order.
 #![no_main]
 
-use imaptalk::framer::{Event, Framer, LineEnd, MAX_LINE};
+use imaptalk::protocol::framer::{Event, Framer, LineEnd, MAX_LINE};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,11 +1,12 @@
 //! The session's side of `{@path}` file literals (see
-//! [`crate::fileliteral`]): where the data of a literal comes from, and
+//! [`crate::io::fileliteral`]): where the data of a literal comes from, and
 //! the parts of a command line that follow each file's data.
 
 use super::{Feed, Session};
-use crate::cli::Input;
+use crate::app::cli::Input;
 use crate::error;
-use crate::fileliteral::{FileLiteral, Split};
+use crate::io::fileliteral::FileLiteral;
+use crate::protocol::literal::Split;
 use anyhow::Result;
 use std::io::IsTerminal;
 
@@ -164,7 +165,11 @@ impl Session {
             .segments
             .back()
             .filter(|s| s.file.is_none())
-            .and_then(|s| crate::command::trailing_literal(&s.text).ok().flatten());
+            .and_then(|s| {
+                crate::protocol::command::trailing_literal(&s.text)
+                    .ok()
+                    .flatten()
+            });
         self.segments.clear();
         self.next_file = None;
         self.feed = match typed {

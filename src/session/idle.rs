@@ -4,11 +4,11 @@
 //! a fresh IDLE before the server's 30-minute limit (RFC 2177).
 
 use super::{Session, Stop};
-use crate::cli::Input;
-use crate::command;
+use crate::app::cli::Input;
+use crate::app::meta::{self, Meta, Request};
 use crate::error;
-use crate::framer::Status;
-use crate::meta::{self, Meta, Request};
+use crate::protocol::command;
+use crate::protocol::framer::Status;
 use anyhow::Result;
 use std::time::Duration;
 use tokio::sync::mpsc;

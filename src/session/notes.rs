@@ -4,8 +4,8 @@
 //! per command on stderr for scripts.
 
 use super::{Outstanding, Session};
-use crate::framer::{Event, Kind, LineEnd};
-use crate::render::duration;
+use crate::protocol::framer::{Event, Kind, LineEnd};
+use crate::text::duration;
 
 impl Session {
     /// The note shown after this line in terminal rendering, if any: only
@@ -26,7 +26,9 @@ impl Session {
         let head = head.as_ref().or(self.response.as_ref().map(|r| &r.0))?;
         match &head.kind {
             // After ENABLE UTF8=ACCEPT names are UTF-8 (RFC 6855).
-            Kind::Untagged(_) if whole_line && !self.caps.utf8_accept => crate::mutf7::note(data),
+            Kind::Untagged(_) if whole_line && !self.caps.utf8_accept => {
+                crate::protocol::mutf7::note(data)
+            }
             Kind::Tagged { tag, .. } => {
                 let o = self
                     .outstanding

@@ -5,12 +5,13 @@
 //! [`Session::setup_response`], like the greeting and STARTTLS.
 
 use super::Session;
-use crate::auth::{self, Mechanism, Secret};
-use crate::cli::Security;
+use crate::app::auth;
+use crate::app::cli::Security;
+use crate::core::sasl::{self, Mechanism, Secret};
 use crate::error;
-use crate::framer::{Kind, Status};
-use crate::render::escape_str;
-use crate::transcript::Sending;
+use crate::io::transcript::Sending;
+use crate::protocol::framer::{Kind, Status};
+use crate::text::escape_str;
 use anyhow::Result;
 
 /// Continuation requests answered during one AUTHENTICATE before it is
@@ -78,7 +79,7 @@ impl Session {
             self.capability().await?;
         }
         let shown_user = escape_str(user);
-        let mech = auth::choose(login.source.is_oauth2(), &self.caps)
+        let mech = sasl::choose(login.source.is_oauth2(), &self.caps)
             .map_err(|e| error::refused(format!("cannot log in as {shown_user}: {e}")))?;
         if self.settings.verbose {
             let how = match mech {
@@ -117,9 +118,12 @@ impl Session {
     /// `LOGIN user password`, quoted or as literals as they need; a literal
     /// waits for the server's `+`. Returns the refusal, if any.
     async fn login_command(&mut self, user: &str, secret: &Secret) -> Result<Option<String>> {
-        let parts = crate::meta::login_parts(user, secret.expose());
+        let parts = crate::protocol::astring::login_parts(user, secret.expose());
         let tag = self.tagger.take(|_| false);
-        let shown = format!("{tag} LOGIN {} ****", crate::complete::quote_mailbox(user));
+        let shown = format!(
+            "{tag} LOGIN {} ****",
+            crate::protocol::astring::quote_mailbox(user)
+        );
         let mut first = format!("{tag} ").into_bytes();
         let mut rest = parts.iter();
         first.extend_from_slice(rest.next().map_or(&[][..], Vec::as_slice));
@@ -152,7 +156,7 @@ impl Session {
         secret: &Secret,
     ) -> Result<Option<String>> {
         let t = &self.settings.target;
-        let ir = auth::initial_response(mech, user, secret, &t.host, t.port);
+        let ir = sasl::initial_response(mech, user, secret, &t.host, t.port);
         let tag = self.tagger.take(|_| false);
         let name = mech.name();
         let mut ir_sent = self.caps.has("SASL-IR");
@@ -184,8 +188,8 @@ impl Session {
                 // PLAIN is done after its one response: cancel.
                 Secret::new("*".to_string())
             } else {
-                oauth_error = Some(auth::oauth_error(&challenge));
-                Secret::new(auth::error_ack(mech).to_string())
+                oauth_error = Some(sasl::oauth_error(&challenge));
+                Secret::new(sasl::error_ack(mech).to_string())
             };
             let mut line = answer.expose().as_bytes().to_vec();
             line.extend_from_slice(b"\r\n");

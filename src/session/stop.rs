@@ -2,8 +2,8 @@
 //! it, wait a second at most for the server to confirm, then go.
 
 use super::{Feed, Session};
-use crate::command;
-use crate::signals::{Kind, Signals};
+use crate::app::signals::{Kind, Signals};
+use crate::protocol::command;
 use std::time::Duration;
 
 /// How long the server gets to answer the LOGOUT sent on a signal. A

@@ -6,7 +6,7 @@ use crate::support::certs::{pki_for, rustls_server_config, write_ca};
 use crate::support::dovecot::Dovecot;
 use crate::support::scripted::{ScriptedServer, Step, expect, send};
 use crate::support::{imaptalk, local, stderr_of};
-use imaptalk::transcript::unescape;
+use imaptalk::io::transcript::unescape;
 use std::path::Path;
 
 /// A record: (timestamp, mark such as "S:", text).

@@ -1,9 +1,9 @@
 //! Command-line flags, and their validation into [`Settings`] in one step:
 //! once `Settings` exists, nothing later needs to second-guess a flag.
 
+use crate::app::target::{self, IMAPS_PORT, Scheme, Target};
 use crate::error;
-use crate::target::{self, IMAPS_PORT, Scheme, Target};
-use crate::transcript::Literals;
+use crate::io::transcript::Literals;
 use clap::{Parser, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -95,7 +95,7 @@ pub struct Cli {
         requires = "user",
         conflicts_with = "password_file"
     )]
-    pub oauth2_token: Option<crate::auth::Secret>,
+    pub oauth2_token: Option<crate::core::sasl::Secret>,
 
     /// Run CMD with sh; its stdout is the OAuth2 access token for -u.
     #[arg(
@@ -197,7 +197,7 @@ pub struct Cli {
     pub generate: Option<Generate>,
 }
 
-/// What `--generate` writes (see [`crate::generation`]).
+/// What `--generate` writes (see [`crate::app::generation`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Generate {
     CompleteBash,
@@ -272,7 +272,7 @@ pub struct Settings {
     /// Exit 5 when a certificate expires within this many days.
     pub expiry_warn: Option<u32>,
     /// `-u`: log in automatically (the secret is read before connecting).
-    pub login: Option<crate::auth::Login>,
+    pub login: Option<crate::app::auth::Login>,
     pub allow_plaintext_auth: bool,
 }
 
@@ -357,7 +357,7 @@ impl Cli {
                 }
             };
         let login = self.user.map(|user| {
-            use crate::auth::{Source, TOKEN_ENV};
+            use crate::app::auth::{Source, TOKEN_ENV};
             let env_token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
             let source = match (
                 self.oauth2_token_command,
@@ -369,13 +369,13 @@ impl Cli {
                 (_, _, Some(file)) => Source::Password { file: Some(file) },
                 // An exported password wins over an exported token.
                 _ => match env_token {
-                    Some(t) if std::env::var_os(crate::auth::PASSWORD_ENV).is_none() => {
-                        Source::Token(crate::auth::Secret::new(t))
+                    Some(t) if std::env::var_os(crate::app::auth::PASSWORD_ENV).is_none() => {
+                        Source::Token(crate::core::sasl::Secret::new(t))
                     }
                     _ => Source::Password { file: None },
                 },
             };
-            crate::auth::Login {
+            crate::app::auth::Login {
                 user,
                 source,
                 secret: None,
@@ -387,7 +387,7 @@ impl Cli {
             } else {
                 "a password"
             };
-            if let Some(why) = crate::auth::plaintext_refusal(
+            if let Some(why) = crate::app::auth::plaintext_refusal(
                 security,
                 &target.host,
                 self.allow_plaintext_auth,

@@ -26,10 +26,10 @@
 //! responses, and the literal data and the rest of the line of such a
 //! command are left out.
 
-use crate::command;
 use crate::error;
-use crate::framer::{Event, LineEnd, strip_line_end};
-use crate::transport::{civil, io_text};
+use crate::protocol::command;
+use crate::protocol::framer::{Event, LineEnd, strip_line_end};
+use crate::text::{civil, io_text};
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
@@ -351,7 +351,7 @@ pub fn unescape(text: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::Sending::{Line, More};
     use super::*;
-    use crate::framer::Framer;
+    use crate::protocol::framer::Framer;
     use proptest::prelude::*;
     use std::sync::{Arc, Mutex};
 

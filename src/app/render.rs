@@ -14,8 +14,9 @@
 //! shown by its first lines and a note (unless `--full`). The framing is
 //! untouched: the rest of the literal is read, just not drawn.
 
-use crate::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
-use crate::progress::Progress;
+use crate::app::progress::Progress;
+use crate::protocol::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
+use crate::text::{Escaper, escape_str, size};
 use anstyle::{AnsiColor, Style};
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Stdout, Write};
@@ -372,147 +373,9 @@ fn style_for(head: &Head) -> Option<Style> {
     }
 }
 
-/// Turns server bytes into text that is safe to show on a terminal. Keeps
-/// a carry of up to 3 bytes between calls, so a UTF-8 character or a CRLF
-/// split across two reads is rendered as if it had come whole.
-#[derive(Default)]
-pub struct Escaper {
-    carry: Vec<u8>,
-}
-
-impl Escaper {
-    pub fn push(&mut self, bytes: &[u8], out: &mut String) {
-        let joined;
-        let bytes = if self.carry.is_empty() {
-            bytes
-        } else {
-            let mut v = std::mem::take(&mut self.carry);
-            v.extend_from_slice(bytes);
-            joined = v;
-            &joined[..]
-        };
-        let keep = incomplete_tail(bytes);
-        escape_into(&bytes[..bytes.len() - keep], out);
-        self.carry.extend_from_slice(&bytes[bytes.len() - keep..]);
-    }
-
-    pub fn finish(&mut self, out: &mut String) {
-        let carry = std::mem::take(&mut self.carry);
-        escape_into(&carry, out);
-    }
-}
-
-/// How many bytes at the end might be the start of something the next
-/// bytes complete: a CR (of a CRLF) or an incomplete UTF-8 sequence.
-fn incomplete_tail(b: &[u8]) -> usize {
-    if b.last() == Some(&b'\r') {
-        return 1;
-    }
-    for k in 1..=3.min(b.len()) {
-        let lead = b[b.len() - k];
-        let need = match lead {
-            0xC2..=0xDF => 2,
-            0xE0..=0xEF => 3,
-            0xF0..=0xF4 => 4,
-            0x80..=0xBF => continue,
-            _ => return 0,
-        };
-        return if need > k { k } else { 0 };
-    }
-    0
-}
-
-/// A size as people read it, in the binary units of the progress bar:
-/// `310 bytes`, `117.19 KiB`, `1.00 GiB`.
-pub fn size(n: u64) -> String {
-    if n < 1024 {
-        format!("{n} bytes")
-    } else {
-        indicatif::HumanBytes(n).to_string()
-    }
-}
-
-/// A duration as people read it: `0.4 ms`, `28 ms`, `2.5 s`.
-pub fn duration(d: std::time::Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else if ms < 10_000.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{:.1} s", ms / 1000.0)
-    }
-}
-
-/// Escapes a whole string (for echoing typed lines).
-pub fn escape_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    escape_into(s.as_bytes(), &mut out);
-    out
-}
-
-fn escape_into(bytes: &[u8], out: &mut String) {
-    for chunk in bytes.utf8_chunks() {
-        let mut chars = chunk.valid().chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '\r' if chars.peek() == Some(&'\n') => {}
-                '\n' | '\t' => out.push(c),
-                '\0'..='\x1f' | '\x7f' => {
-                    let _ = write!(out, "\\x{:02x}", c as u32);
-                }
-                '\u{80}'..='\u{9f}'
-                | '\u{061c}'
-                | '\u{200e}'
-                | '\u{200f}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}' => {
-                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
-                }
-                _ => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(duration(std::time::Duration::from_micros(400)), "0.4 ms");
-        assert_eq!(duration(std::time::Duration::from_micros(28_400)), "28 ms");
-        assert_eq!(duration(std::time::Duration::from_millis(9_999)), "9999 ms");
-        assert_eq!(duration(std::time::Duration::from_millis(12_340)), "12.3 s");
-    }
-
-    fn esc(chunks: &[&[u8]]) -> String {
-        let mut e = Escaper::default();
-        let mut out = String::new();
-        for c in chunks {
-            e.push(c, &mut out);
-        }
-        e.finish(&mut out);
-        out
-    }
-
-    #[test]
-    fn controls_are_escaped() {
-        assert_eq!(
-            esc(&[b"\x1b]0;PWNED\x07 \x1b[31mred\x1b[0m\r\nok\tfine"]),
-            "\\x1b]0;PWNED\\x07 \\x1b[31mred\\x1b[0m\nok\tfine"
-        );
-        assert_eq!(
-            esc(&["a\u{9b}2J b\u{202e}c".as_bytes()]),
-            "a\\u{9b}2J b\\u{202e}c"
-        );
-        assert_eq!(esc(&[b"bare\rcr \xff\x00"]), "bare\\x0dcr \\xff\\x00");
-        assert_eq!(esc(&["日本語 ok".as_bytes()]), "日本語 ok");
-    }
 
     /// Renders a FETCH of a literal of `lines` numbered lines, delivered
     /// in chunks of `chunk` bytes, as a terminal would show it.
@@ -584,14 +447,5 @@ mod tests {
             "{}",
             c.note()
         );
-    }
-
-    #[test]
-    fn splits_do_not_change_the_result() {
-        let input = "x\u{9b}y 日本\r\nz\x1b".as_bytes();
-        let whole = esc(&[input]);
-        for cut in 0..=input.len() {
-            assert_eq!(esc(&[&input[..cut], &input[cut..]]), whole, "cut at {cut}");
-        }
     }
 }

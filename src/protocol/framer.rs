@@ -845,7 +845,7 @@ mod tests {
                     Just(b"\r\n".to_vec()),
                     proptest::collection::vec(any::<u8>(), 0..100),
                 ], 1..12),
-                read in 1usize..crate::transport::READ_SIZE,
+                read in 1usize..crate::io::READ_SIZE,
             ) {
                 let input = pieces.concat();
                 let mut f = Framer::new();

@@ -9,8 +9,8 @@
 //! attack: they are the server's first compressed bytes, and they are the
 //! first input of the decompressor.
 
-use crate::render::size;
-use crate::transport::READ_SIZE;
+use crate::io::READ_SIZE;
+use crate::text::size;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use std::io;
 use std::pin::Pin;
@@ -285,7 +285,7 @@ impl Auto {
 
     /// Every capability list the server announces, as just recorded (the
     /// session's one record: no second parse of every response line).
-    pub fn saw_capabilities(&mut self, caps: &crate::caps::Capabilities) {
+    pub fn saw_capabilities(&mut self, caps: &crate::protocol::caps::Capabilities) {
         if self.enabled {
             self.offered = Some(caps.has("COMPRESS=DEFLATE"));
         }
@@ -457,7 +457,7 @@ mod tests {
     }
 
     /// What the session does with each response's first line.
-    fn saw(a: &mut Auto, caps: &mut crate::caps::Capabilities, line: &[u8]) {
+    fn saw(a: &mut Auto, caps: &mut crate::protocol::caps::Capabilities, line: &[u8]) {
         if caps.learn(line) {
             a.saw_capabilities(caps);
         }
@@ -465,7 +465,7 @@ mod tests {
 
     #[test]
     fn auto_asks_for_capabilities_when_login_did_not_list_them() {
-        let caps = &mut crate::caps::Capabilities::default();
+        let caps = &mut crate::protocol::caps::Capabilities::default();
         let mut a = Auto::new(true);
         saw(
             &mut a,

@@ -1,7 +1,7 @@
 //! Input lines to wire bytes: tags, command names, client literals, and
 //! the masked form of a line for anything that repeats it to the user.
 
-use crate::framer::{Announcement, FrameError, literal_announcement};
+use crate::protocol::framer::{Announcement, FrameError, literal_announcement};
 
 /// IMAP command names (RFC 9051, RFC 3501 and the common extensions). A
 /// line whose first word is one of these gets an automatic tag; a line

@@ -5,7 +5,7 @@
 //! Everything in a certificate is chosen by whoever made it, so the text
 //! fields are escaped before they can reach a terminal.
 
-use crate::render::escape_str;
+use crate::text::escape_str;
 use x509_parser::extensions::GeneralName;
 
 /// A certificate, summarized for display.
@@ -89,7 +89,7 @@ pub fn days_left(not_after: i64, now: i64) -> i64 {
 /// A Unix time for people; times before 1970 (no real certificate) show
 /// as the epoch.
 pub fn date(t: i64) -> String {
-    crate::transport::date(u64::try_from(t).unwrap_or(0))
+    crate::text::date(u64::try_from(t).unwrap_or(0))
 }
 
 /// Seconds since the epoch, now.

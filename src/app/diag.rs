@@ -5,10 +5,11 @@
 //! All of it goes to stderr, except the PEM of `--show-certs`, which is
 //! the output asked for and goes to stdout.
 
-use crate::certinfo;
-use crate::cli::Settings;
-use crate::render::duration;
-use crate::transport::{Presented, Tcp, TlsInfo, TlsSetup, Verdict};
+use crate::app::certinfo;
+use crate::app::cli::Settings;
+use crate::io::tcp::Tcp;
+use crate::io::tls::{Presented, TlsInfo, TlsSetup, Verdict};
+use crate::text::duration;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Duration;
@@ -64,7 +65,7 @@ pub fn handshake_done(
             let _ = writeln!(
                 text,
                 "imaptalk: ALPN {}",
-                crate::render::escape_str(&String::from_utf8_lossy(alpn))
+                crate::text::escape_str(&String::from_utf8_lossy(alpn))
             );
         }
     }
@@ -124,7 +125,7 @@ fn chain_text(p: &Presented, name: &str, now: i64, text: &mut String) {
             }
         }
     }
-    let name = crate::render::escape_str(name);
+    let name = crate::text::escape_str(name);
     let _ = match &p.verdict {
         Verdict::Trusted => writeln!(
             text,

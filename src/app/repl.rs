@@ -8,8 +8,8 @@
 //! whatever has queued up: one `print` per line is ~20x slower on bulk
 //! output, because each call redraws the prompt.
 
-use crate::complete::{ReplHelper, Shared};
-use crate::meta::{self, Meta, Request};
+use crate::app::complete::{ReplHelper, Shared};
+use crate::app::meta::{self, Meta, Request};
 use crate::session::Input;
 use anyhow::{Context, Result};
 use rustyline::error::ReadlineError;

@@ -4,8 +4,9 @@
 //! can use (capabilities, mailbox names from LIST and LSUB), and the editor
 //! thread reads it when Tab is pressed. Both hold an `Arc<Mutex<Known>>`.
 
-use crate::command::is_command;
-use crate::meta;
+use crate::app::meta;
+use crate::protocol::astring::{listed_mailbox, quote_mailbox};
+use crate::protocol::command::is_command;
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
@@ -146,7 +147,7 @@ pub fn learn(known: &Shared, line: &[u8]) {
 /// (the latest list replaces the earlier: capabilities change after
 /// STARTTLS and LOGIN).
 fn capabilities(line: &str) -> Option<BTreeSet<String>> {
-    let list = crate::caps::parse(line)?;
+    let list = crate::protocol::caps::parse(line)?;
     let mut out = BTreeSet::new();
     for cap in list {
         let cap = cap.to_ascii_uppercase();
@@ -161,57 +162,6 @@ fn capabilities(line: &str) -> Option<BTreeSet<String>> {
         }
     }
     Some(out)
-}
-
-/// The mailbox of `* LIST (flags) "delim" name` (or LSUB); None for a
-/// name sent as a literal.
-pub fn listed_mailbox(line: &str) -> Option<String> {
-    let rest = line.strip_prefix("* ")?;
-    let (word, rest) = rest.split_once(' ')?;
-    if !word.eq_ignore_ascii_case("LIST") && !word.eq_ignore_ascii_case("LSUB") {
-        return None;
-    }
-    let rest = rest.strip_prefix('(')?;
-    let rest = rest[rest.find(')')? + 1..].trim_start();
-    let rest = if let Some(r) = rest.strip_prefix('"') {
-        // "/" or "\\"
-        let r = r.strip_prefix('\\').unwrap_or(r);
-        r.get(1..)?.strip_prefix('"')?
-    } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case("NIL") {
-        &rest[3..]
-    } else {
-        return None;
-    };
-    let name = rest.trim_start();
-    let name = if name.starts_with('{') || name.starts_with('~') {
-        return None;
-    } else if name.starts_with('"') {
-        crate::command::first_astring(name.as_bytes())?
-    } else {
-        // An atom, perhaps followed by extended data: ( … ).
-        name.split(' ').next()?.to_string()
-    };
-    (!name.is_empty()).then_some(name)
-}
-
-/// A mailbox name as it must be typed: quoted unless it is an atom.
-pub fn quote_mailbox(name: &str) -> String {
-    let atom = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b > b' ' && b != 0x7f && !matches!(b, b'(' | b')' | b'{' | b'"' | b'\\'));
-    if atom {
-        return name.to_string();
-    }
-    let mut s = String::from("\"");
-    for c in name.chars() {
-        if c == '"' || c == '\\' {
-            s.push('\\');
-        }
-        s.push(c);
-    }
-    s.push('"');
-    s
 }
 
 /// The editor's helper: completion, hints, dimmed hints.
@@ -348,7 +298,7 @@ impl ReplHelper {
                 let quoted: Vec<(String, Option<String>)> = k
                     .mailboxes
                     .iter()
-                    .map(|m| (quote_mailbox(m), crate::mutf7::readable(m)))
+                    .map(|m| (quote_mailbox(m), crate::protocol::mutf7::readable(m)))
                     .collect();
                 drop(k);
                 // Match the name with or without the opening quote typed.

@@ -17,8 +17,8 @@
 //! At most [`WINDOW`] commands are in flight, so a huge script cannot make
 //! either side buffer without bound.
 
-use crate::command::{self, Tagger};
-use crate::framer::strip_line_end;
+use crate::protocol::command::{self, Tagger};
+use crate::protocol::framer::strip_line_end;
 
 /// The most commands in flight at once.
 pub const WINDOW: usize = 256;

@@ -1,7 +1,7 @@
 //! Shell completions and the man page, generated at run time from the one
-//! clap definition in [`crate::cli`] (the hidden `--generate KIND` flag).
+//! clap definition in [`crate::app::cli`] (the hidden `--generate KIND` flag).
 
-use crate::cli::{Cli, Generate};
+use crate::app::cli::{Cli, Generate};
 use clap::CommandFactory;
 use clap_complete::Shell;
 use std::io::Write;

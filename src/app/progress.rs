@@ -9,7 +9,7 @@
 //! `--quiet`. The count comes from the server, but it only sets the bar's
 //! length: nothing is allocated from it.
 
-use crate::framer::{Event, LineEnd};
+use crate::protocol::framer::{Event, LineEnd};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle, TermLike};
 use std::io::{self, IsTerminal, Write};
 use std::sync::Mutex;

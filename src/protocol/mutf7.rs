@@ -10,7 +10,7 @@
 //! bits; surrogates in pairs. Hence `encode(decode(s)) == s` whenever
 //! decoding succeeds.
 
-use crate::render::escape_str;
+use crate::text::escape_str;
 use std::fmt::Write as _;
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
@@ -158,7 +158,7 @@ pub fn note(line: &[u8]) -> Option<String> {
     memchr::memchr(b'&', line)?;
     let text = String::from_utf8_lossy(line);
     let text = text.trim_end_matches(['\r', '\n']);
-    let name = crate::complete::listed_mailbox(text).or_else(|| status_mailbox(text))?;
+    let name = crate::protocol::astring::listed_mailbox(text).or_else(|| status_mailbox(text))?;
     readable(&name).map(|r| format!("[{r}]"))
 }
 
@@ -167,14 +167,14 @@ fn status_mailbox(line: &str) -> Option<String> {
     let rest = line.strip_prefix("* ")?;
     let (word, rest) = rest.split_once(' ')?;
     word.eq_ignore_ascii_case("STATUS")
-        .then(|| crate::command::first_astring(rest.as_bytes()))
+        .then(|| crate::protocol::command::first_astring(rest.as_bytes()))
         .flatten()
 }
 
 /// `\mutf7 NAME`: converts either way. A valid encoded name (one with a
 /// shift) is decoded; anything else is encoded.
 pub fn convert(arg: &str) -> String {
-    let name = crate::command::first_astring(arg.as_bytes())
+    let name = crate::protocol::command::first_astring(arg.as_bytes())
         .filter(|_| arg.starts_with('"'))
         .unwrap_or_else(|| arg.to_string());
     let shown = escape_str(&name);

@@ -337,7 +337,7 @@ pub fn parse(line: &str) -> Request {
         "\\mutf7" if rest.is_empty() => {
             Request::Error("usage: \\mutf7 NAME (a mailbox name, encoded or not)".to_string())
         }
-        "\\mutf7" => Request::Show(crate::mutf7::convert(rest)),
+        "\\mutf7" => Request::Show(crate::protocol::mutf7::convert(rest)),
         "\\sleep" => match seconds(rest) {
             Some(d) => Request::Sleep(d),
             None => Request::Error(format!(
@@ -394,60 +394,6 @@ pub fn help(topic: Option<&str>) -> String {
     }
 }
 
-/// Appends `s` as an IMAP astring: an atom when it is one, else a quoted
-/// string, else (8-bit, CR, LF, NUL) a synchronizing literal, whose data
-/// starts a new part (it may only be sent after the server's `+`).
-fn astring(s: &str, parts: &mut Vec<Vec<u8>>) {
-    let atom = !s.is_empty()
-        && s.bytes().all(|b| {
-            b > b' ' && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\')
-        });
-    let quotable = s
-        .bytes()
-        .all(|b| (1..0x80).contains(&b) && b != b'\r' && b != b'\n');
-    if parts.is_empty() {
-        parts.push(Vec::new());
-    }
-    let Some(out) = parts.last_mut() else { return };
-    if atom {
-        out.extend_from_slice(s.as_bytes());
-    } else if quotable {
-        out.push(b'"');
-        for b in s.bytes() {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
-        parts.push(s.as_bytes().to_vec());
-    }
-}
-
-/// `LOGIN user password` in parts: each part but the last ends with a
-/// literal announcement `{n}` CRLF, so the next one waits for the server's
-/// `+`. The last part ends in CRLF.
-pub fn login_parts(user: &str, password: &str) -> Vec<Vec<u8>> {
-    let mut parts = vec![b"LOGIN ".to_vec()];
-    astring(user, &mut parts);
-    if let Some(last) = parts.last_mut() {
-        last.push(b' ');
-    }
-    astring(password, &mut parts);
-    if let Some(last) = parts.last_mut() {
-        last.extend_from_slice(b"\r\n");
-    }
-    parts
-}
-
-/// The input bytes of `LOGIN user password`, each argument an atom, a
-/// quoted string or a literal as it needs, ending in CRLF.
-pub fn login_line(user: &str, password: &str) -> Vec<u8> {
-    login_parts(user, password).concat()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,27 +440,5 @@ mod tests {
         assert!(help(Some("XYZZY")).contains("no help"));
         assert_eq!(syntax("uid store"), Some(UID_SYNTAX[1].1));
         assert_eq!(syntax("\\login"), Some("\\login USER"));
-    }
-
-    #[test]
-    fn login_quoting() {
-        assert_eq!(login_line("alice", "wonder"), b"LOGIN alice wonder\r\n");
-        assert_eq!(
-            login_line("al ice", "p\"w\\d x"),
-            b"LOGIN \"al ice\" \"p\\\"w\\\\d x\"\r\n"
-        );
-        assert_eq!(login_line("bob", ""), b"LOGIN bob \"\"\r\n");
-        assert_eq!(
-            login_line("bob", "pässwd"),
-            "LOGIN bob {7}\r\npässwd\r\n".as_bytes()
-        );
-        assert_eq!(
-            login_parts("zoë", "pä ss"),
-            [
-                "LOGIN {4}\r\n".as_bytes(),
-                "zoë {6}\r\n".as_bytes(),
-                "pä ss\r\n".as_bytes()
-            ]
-        );
     }
 }

@@ -1,0 +1,16 @@
+//! The program around the conversation: flags, the REPL and script
+//! drivers, rendering, diagnostics, credentials, completion, help.
+
+pub mod auth;
+pub mod certinfo;
+pub mod cli;
+pub mod complete;
+pub mod diag;
+pub mod generation;
+pub mod meta;
+pub mod progress;
+pub mod render;
+pub mod repl;
+pub mod script;
+pub mod signals;
+pub mod target;

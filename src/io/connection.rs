@@ -1,0 +1,351 @@
+//! The [`Connection`] that owns the socket (plain, TLS, compressed) and
+//! the framer: reading, sending (queued under `--pipeline`), the STARTTLS
+//! and COMPRESS switches, the transcript of what passed.
+
+use super::READ_SIZE;
+use super::compress::{Deflate, Stats};
+use super::tls::{TlsInfo, TlsSetup, handshake, tls_info};
+use super::transcript::{Sending, Transcript};
+use crate::error;
+use crate::protocol::framer::{Event, FrameError, Framer};
+use crate::text::{io_text, secs};
+use anyhow::Result;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+/// The socket, plain or encrypted, and maybe compressed (COMPRESS=DEFLATE).
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    Deflate(Box<Deflate<Stream>>),
+}
+
+impl Stream {
+    fn tls(&self) -> Option<&TlsStream<TcpStream>> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => Some(s),
+            Stream::Deflate(d) => d.get_ref().tls(),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// One connection to the server: the socket plus the framer that owns the
+/// read buffer. Reading and framing are split (`fill` / `next_event`) so
+/// that the session can drain every buffered event, flush its output once,
+/// and only then wait on the network.
+pub struct Connection {
+    stream: Option<Stream>,
+    framer: Framer,
+    /// Where the TCP connection ended up, for messages.
+    pub peer: String,
+    eof: bool,
+    /// `--log`: everything sent and received is recorded here.
+    log: Option<Transcript>,
+    /// Script mode with `--timeout`: a server that stops reading must not
+    /// block a send forever either.
+    send_timeout: Option<Duration>,
+    /// A send was started and has not finished: if it was abandoned (a
+    /// signal ended the session), the server holds part of a line, and
+    /// nothing more may be written in the middle of it.
+    torn: bool,
+    /// `--pipeline`: command lines that go out with the next send, so that
+    /// a run of commands costs one system call (and one TLS record).
+    queued: Vec<u8>,
+}
+
+/// Queued command lines are written once they reach this size.
+const QUEUE_MAX: usize = 64 * 1024;
+
+impl Connection {
+    pub fn new(stream: Stream, peer: String) -> Connection {
+        Connection {
+            stream: Some(stream),
+            framer: Framer::new(),
+            peer,
+            eof: false,
+            log: None,
+            send_timeout: None,
+            torn: false,
+            queued: Vec::new(),
+        }
+    }
+
+    pub fn set_send_timeout(&mut self, timeout: Option<Duration>) {
+        self.send_timeout = timeout;
+    }
+
+    /// A send was abandoned half-way (see `torn`).
+    pub fn torn(&self) -> bool {
+        self.torn
+    }
+
+    /// Starts recording the session (`--log`), from its connect event.
+    pub fn set_transcript(&mut self, mut log: Transcript, connected: &str) {
+        log.event(connected);
+        if let Some(tls) = self.tls_summary() {
+            log.event(&format!("tls {tls}"));
+        }
+        self.log = Some(log);
+    }
+
+    /// Records an event in the transcript, if there is one.
+    pub fn log_event(&mut self, text: &str) {
+        if let Some(log) = &mut self.log {
+            log.event(text);
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.stream.as_ref().and_then(Stream::tls).is_some()
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        matches!(self.stream, Some(Stream::Deflate(_)))
+    }
+
+    /// Bytes on the wire and of protocol since COMPRESS, each way.
+    pub fn compress_stats(&self) -> Option<Stats> {
+        match &self.stream {
+            Some(Stream::Deflate(d)) => Some(d.stats()),
+            _ => None,
+        }
+    }
+
+    /// Switches both directions to deflate (after `COMPRESS DEFLATE` got
+    /// OK). Bytes already received after the OK are compressed data: they
+    /// go into the decompressor, not to the framer.
+    pub fn compress(&mut self) -> Result<()> {
+        let stream = match self.stream.take() {
+            Some(Stream::Deflate(d)) => {
+                self.stream = Some(Stream::Deflate(d));
+                return Err(error::lost(
+                    "protocol error: the server accepted COMPRESS on a compressed connection",
+                ));
+            }
+            Some(s) => s,
+            None => return Err(error::lost("connection already closed")),
+        };
+        let already = self.framer.buffer_mut().split().to_vec();
+        self.framer = Framer::new();
+        self.stream = Some(Stream::Deflate(Box::new(Deflate::new(stream, already))));
+        self.log_event("compress deflate");
+        Ok(())
+    }
+
+    fn stream(&mut self) -> io::Result<&mut Stream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "connection closed"))
+    }
+
+    /// The next event from bytes already received, if any.
+    pub fn next_event(&mut self) -> Result<Option<Event>, FrameError> {
+        let ev = self.framer.next_event()?;
+        if let (Some(log), Some(ev)) = (&mut self.log, &ev) {
+            log.server(ev);
+        }
+        Ok(ev)
+    }
+
+    /// Reads more from the server. Returns `Ok(false)` when the server has
+    /// closed its side — after checking that it did so between responses.
+    /// Cancel-safe: if the future is dropped, nothing was read.
+    pub async fn fill(&mut self) -> Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if let Some(log) = &mut self.log {
+            log.flush();
+        }
+        let buf = self.framer.buffer_mut();
+        buf.reserve(READ_SIZE);
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| error::lost("connection already closed"))?;
+        let n = match stream.read_buf(buf).await {
+            Ok(n) => n,
+            // Servers often close after BYE without a TLS close_notify: the
+            // caller decides whether that end was expected.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => {
+                return Err(error::lost(format!(
+                    "connection to {} lost: {}",
+                    self.peer,
+                    io_text(&e)
+                )));
+            }
+        };
+        if n == 0 {
+            self.eof = true;
+            self.log_event("close by server");
+            self.framer
+                .finish()
+                .map_err(|e| error::lost(e.to_string()))?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Sends bytes and flushes them (TLS buffers records until flushed).
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.send_as(bytes, Sending::More).await
+    }
+
+    /// Sends bytes, telling the transcript what they are (a new line, which
+    /// may be shown masked).
+    pub async fn send_as(&mut self, bytes: &[u8], sending: Sending<'_>) -> Result<()> {
+        if let Some(log) = &mut self.log {
+            log.client(bytes, sending);
+            log.flush();
+        }
+        if !self.queued.is_empty() {
+            self.queued.extend_from_slice(bytes);
+            return self.send_queued().await;
+        }
+        self.write_out(bytes).await
+    }
+
+    /// Like [`send_as`](Self::send_as), but the bytes may wait in a queue
+    /// for the next send or [`send_queued`](Self::send_queued).
+    pub async fn queue_as(&mut self, bytes: &[u8], sending: Sending<'_>) -> Result<()> {
+        if let Some(log) = &mut self.log {
+            log.client(bytes, sending);
+        }
+        self.queued.extend_from_slice(bytes);
+        if self.queued.len() >= QUEUE_MAX {
+            self.send_queued().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes out whatever [`queue_as`](Self::queue_as) queued.
+    pub async fn send_queued(&mut self) -> Result<()> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = std::mem::take(&mut self.queued);
+        let r = self.write_out(&bytes).await;
+        bytes.clear();
+        self.queued = bytes;
+        r
+    }
+
+    async fn write_out(&mut self, bytes: &[u8]) -> Result<()> {
+        let peer = self.peer.clone();
+        let limit = self.send_timeout;
+        self.torn = true;
+        let s = self.stream().map_err(|e| error::lost(e.to_string()))?;
+        let write = async {
+            s.write_all(bytes).await?;
+            s.flush().await
+        };
+        let r = match limit {
+            Some(d) => tokio::time::timeout(d, write).await.map_err(|_| {
+                error::lost(format!(
+                    "timed out after {} sending to {peer} (the server is not reading)",
+                    secs(d)
+                ))
+            })?,
+            None => write.await,
+        };
+        self.torn = false;
+        r.map_err(|e| error::lost(format!("cannot send to {peer}: {}", io_text(&e))))
+    }
+
+    /// Bytes received but never framed, after the stream broke off.
+    pub fn take_rest(&mut self) -> bytes::Bytes {
+        self.framer.take_rest()
+    }
+
+    /// Bytes received and not yet framed into events.
+    pub fn buffered(&self) -> usize {
+        self.framer.buffered()
+    }
+
+    /// Replaces the plain socket by a TLS one (STARTTLS). The caller must
+    /// have checked that nothing is buffered: bytes that arrived before the
+    /// handshake are plaintext and must never be mixed into the TLS session.
+    pub async fn upgrade(&mut self, tls: &TlsSetup, timeout: Option<Duration>) -> Result<()> {
+        debug_assert_eq!(self.framer.buffered(), 0);
+        let Some(Stream::Plain(tcp)) = self.stream.take() else {
+            return Err(error::connect(
+                "STARTTLS on a connection that is already TLS or compressed",
+            ));
+        };
+        let tls_stream = handshake(tcp, tls, timeout).await?;
+        self.stream = Some(Stream::Tls(Box::new(tls_stream)));
+        self.framer = Framer::new();
+        if let Some(tls) = self.tls_summary() {
+            self.log_event(&format!("tls {tls} (STARTTLS)"));
+        }
+        Ok(())
+    }
+
+    /// Ends the connection politely: TLS close_notify, then TCP FIN.
+    pub async fn shutdown(&mut self) {
+        if let Some(mut s) = self.stream.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), s.shutdown()).await;
+            self.log_event("close");
+        }
+    }
+
+    /// What was negotiated, once TLS is up.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        self.stream.as_ref()?.tls().map(tls_info)
+    }
+
+    /// A description of the TLS session, for the user.
+    pub fn tls_summary(&self) -> Option<String> {
+        self.tls_info()
+            .map(|i| format!("{}, {}", i.version, i.suite))
+    }
+}

@@ -1,0 +1,9 @@
+//! The IMAP protocol, without IO: the server's bytes framed into events,
+//! typed lines into commands, capabilities, mailbox names.
+
+pub mod astring;
+pub mod caps;
+pub mod command;
+pub mod framer;
+pub mod literal;
+pub mod mutf7;
