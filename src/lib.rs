@@ -4,8 +4,9 @@
 //!
 //! Four layers, each using only those below it, over two shared modules:
 //!
-//! - [`text`]: server bytes made safe for a terminal (escaping), sizes,
-//!   durations, seconds, dates, I/O errors as people read them.
+//! - [`text`]: the one escaping rule for text from the server or a
+//!   certificate, in its three notations (a line, a terminal, a record);
+//!   sizes, durations, seconds, dates, I/O errors as people read them.
 //! - [`error`]: failure classes and exit codes.
 //! - [`b64`]: base64 for SASL and certificates.
 //! - [`protocol`]: IMAP without IO.

@@ -146,6 +146,31 @@ mod tests {
     }
 
     #[test]
+    fn a_name_cannot_forge_a_line() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let evil = "x\nimaptalk: verification: OK (trusted)\u{202e}\u{7}";
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, evil);
+        params.subject_alt_names = vec![rcgen::SanType::DnsName(
+            "a\nb".to_string().try_into().unwrap(),
+        )];
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let s = summarize(&der).unwrap();
+        for field in [&s.subject, &s.issuer, &s.names[0]] {
+            assert!(!field.contains('\n'), "{field:?}");
+            assert!(field.chars().all(crate::text::shown_as_is), "{field:?}");
+        }
+        assert_eq!(
+            s.subject,
+            "CN=x\\x0aimaptalk: verification: OK (trusted)\\u{202e}\\x07"
+        );
+        assert_eq!(s.names, ["DNS:a\\x0ab"]);
+    }
+
+    #[test]
     fn fingerprint_is_sha256_of_der() {
         // SHA-256("abc"), FIPS 180-2 appendix B.1.
         assert_eq!(

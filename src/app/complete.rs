@@ -7,6 +7,7 @@
 use crate::app::meta;
 use crate::protocol::astring::{listed_mailbox, quote_mailbox};
 use crate::protocol::command::is_command;
+use crate::text::{escape_str, shown_as_is};
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
@@ -295,9 +296,13 @@ impl ReplHelper {
                 let k = self.known.lock().unwrap_or_else(|e| e.into_inner());
                 // The name goes in as the server knows it (modified UTF-7);
                 // its decoded form is shown, and may be typed to find it.
+                // A name holding a control or formatting character is not
+                // offered: the editor would put those very characters into
+                // the line, and the terminal would obey them.
                 let quoted: Vec<(String, Option<String>)> = k
                     .mailboxes
                     .iter()
+                    .filter(|m| m.chars().all(shown_as_is))
                     .map(|m| (quote_mailbox(m), crate::protocol::mutf7::readable(m)))
                     .collect();
                 drop(k);
@@ -312,8 +317,8 @@ impl ReplHelper {
                     })
                     .map(|(q, decoded)| Pair {
                         display: match decoded {
-                            Some(d) => format!("{q} [{d}]"),
-                            None => q.clone(),
+                            Some(d) => format!("{} [{d}]", escape_str(&q)),
+                            None => escape_str(&q),
                         },
                         replacement: q,
                     })
@@ -361,7 +366,7 @@ impl ReplHelper {
             return None;
         }
         let lead = if typing.is_empty() { "" } else { " " };
-        Some(format!("{lead}{}", rest.join(" ")))
+        Some(format!("{lead}{}", escape_str(&rest.join(" "))))
     }
 }
 
@@ -479,6 +484,25 @@ mod tests {
         assert_eq!(complete(&h, "STORE 1 +FLAGS (\\De").1, ["\\Deleted"]);
         assert_eq!(complete(&h, "\\he").1, ["\\help"]);
         assert_eq!(complete(&h, "\\help FE").1, ["FETCH"]);
+    }
+
+    #[test]
+    fn mailbox_names_never_bring_controls_to_the_terminal() {
+        let h = helper();
+        learn(&h.known, b"* LIST () \"/\" \"\x1b]0;PWN\x07\"\r\n");
+        learn(
+            &h.known,
+            "* LIST () \"/\" \"A\u{202e}gpj.exe\"\r\n".as_bytes(),
+        );
+        learn(&h.known, "* LIST () \"/\" \"Z\u{200b}\"\r\n".as_bytes());
+        let (_, pairs) = h.candidates("SELECT ", 7);
+        let shown: Vec<&str> = pairs.iter().map(|p| p.display.as_str()).collect();
+        assert_eq!(pairs.len(), 4, "{shown:?}");
+        for p in &pairs {
+            for s in [&p.display, &p.replacement] {
+                assert!(s.chars().all(shown_as_is), "{s:?}");
+            }
+        }
     }
 
     #[test]

@@ -62,11 +62,7 @@ pub fn handshake_done(
             duration(took)
         );
         if let Some(alpn) = &i.alpn {
-            let _ = writeln!(
-                text,
-                "imaptalk: ALPN {}",
-                crate::text::escape_str(&String::from_utf8_lossy(alpn))
-            );
+            let _ = writeln!(text, "imaptalk: ALPN {}", crate::text::escape(alpn));
         }
     }
     if summary {
@@ -132,7 +128,11 @@ fn chain_text(p: &Presented, name: &str, now: i64, text: &mut String) {
             "imaptalk: verification: OK (trusted chain, valid for '{name}')"
         ),
         Verdict::Unchecked => writeln!(text, "imaptalk: verification: skipped (--insecure)"),
-        Verdict::Rejected(why) => writeln!(text, "imaptalk: verification: FAILED: {why}"),
+        Verdict::Rejected(why) => writeln!(
+            text,
+            "imaptalk: verification: FAILED: {}",
+            crate::text::escape_str(why)
+        ),
     };
 }
 

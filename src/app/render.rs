@@ -4,9 +4,10 @@
 //! On a terminal, server bytes are attacker-controlled text: a message body
 //! or a mailbox name can carry escape sequences that retitle the window,
 //! clear the screen, or rewrite what looks like the server's answer. So
-//! every control character, C1 control, bidi override and invalid UTF-8
-//! byte is shown escaped (`\x1b`, `\u{202e}`, `\xff`), and only line feeds
-//! and tabs pass. Raw mode is the opposite: nothing added, nothing removed,
+//! every control character, C1 control, bidi or invisible formatting
+//! character and invalid UTF-8 byte is shown escaped (`\x1b`, `\u{202e}`,
+//! `\xff`) by the one rule of [`crate::text`], and only line ends and tabs
+//! keep their meaning. Raw mode is the opposite: nothing added, nothing removed,
 //! so `> out.txt` is a faithful capture.
 //!
 //! A person cannot read a 20 MiB attachment scrolling by, and the

@@ -293,13 +293,18 @@ fn cert_problem(c: &CertificateError) -> String {
 }
 
 /// webpki describes names as `DnsName("x")` / `IpAddress(1.2.3.4)`;
-/// users want `x` and `1.2.3.4`.
+/// users want `x` and `1.2.3.4`. The name is whatever the certificate
+/// holds, quotes, line feeds and escape sequences included: escaped.
 fn presented_name(p: &str) -> String {
     let inner = p
         .split_once('(')
         .and_then(|(_, rest)| rest.strip_suffix(')'))
         .unwrap_or(p);
-    inner.trim_matches('"').to_string()
+    let inner = inner
+        .strip_prefix('"')
+        .and_then(|i| i.strip_suffix('"'))
+        .unwrap_or(inner);
+    crate::text::escape_str(inner)
 }
 
 /// `--insecure`: accept any certificate, but still check the handshake
@@ -390,4 +395,17 @@ pub struct TlsInfo {
     /// Key exchange group, `X25519` (None when rustls does not say).
     pub group: Option<String>,
     pub alpn: Option<Vec<u8>>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn presented_names_are_escaped() {
+        assert_eq!(super::presented_name("DnsName(\"a.example\")"), "a.example");
+        assert_eq!(super::presented_name("IpAddress(192.0.2.1)"), "192.0.2.1");
+        assert_eq!(
+            super::presented_name("DnsName(\"x\x1b]0;PWN\x07\u{202e}\nimaptalk: OK\")"),
+            "x\\x1b]0;PWN\\x07\\u{202e}\\x0aimaptalk: OK"
+        );
+    }
 }

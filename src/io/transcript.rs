@@ -19,7 +19,8 @@
 //! announces a literal. The text is escaped so that every record stays on
 //! one line and the bytes can be recovered exactly ([`unescape`]): `\\` is
 //! a backslash, `\xNN` a byte, and every other character stands for its
-//! UTF-8 bytes. The README has the full grammar.
+//! UTF-8 bytes; what is escaped is the one rule of [`crate::text`], the
+//! same as on a terminal. The README has the full grammar.
 //!
 //! Secrets never reach the file: the session passes the masked form of a
 //! LOGIN or AUTHENTICATE line (`command::masked`) and `****` for SASL
@@ -31,7 +32,6 @@ use crate::protocol::command;
 use crate::protocol::framer::{Event, LineEnd, strip_line_end};
 use crate::text::{civil, io_text};
 use anyhow::Result;
-use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -246,7 +246,7 @@ impl Transcript {
         line.push(' ');
         line.push_str(mark);
         line.push(' ');
-        escape(bytes, &mut line);
+        crate::text::escape_record(bytes, &mut line);
         line.push('\n');
         if let Err(e) = self.out.write_all(line.as_bytes()) {
             self.fail(&e);
@@ -281,71 +281,8 @@ pub fn timestamp(t: SystemTime) -> String {
     )
 }
 
-/// Characters that could break a record or mislead a reader (controls,
-/// invisible and bidi formatting, line and paragraph separators) are
-/// written as the `\xNN` of their bytes.
-fn as_is(c: char) -> bool {
-    match c {
-        ' '..='~' => c != '\\',
-        '\0'..='\u{9f}' => false,
-        '\u{ad}'
-        | '\u{061c}'
-        | '\u{180e}'
-        | '\u{200b}'..='\u{200f}'
-        | '\u{2028}'..='\u{202e}'
-        | '\u{2060}'..='\u{206f}'
-        | '\u{feff}'
-        | '\u{fff9}'..='\u{fffb}' => false,
-        _ => true,
-    }
-}
-
-/// Escapes bytes for a record (see the module documentation).
-pub fn escape(bytes: &[u8], out: &mut String) {
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if as_is(c) {
-                out.push(c);
-            } else if c == '\\' {
-                out.push_str("\\\\");
-            } else {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    let _ = write!(out, "\\x{b:02x}");
-                }
-            }
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-}
-
 /// The bytes a record's text stands for; None if it is not a valid escape.
-pub fn unescape(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&b, after)) = rest.split_first() {
-        rest = after;
-        if b != b'\\' {
-            out.push(b);
-            continue;
-        }
-        match rest {
-            [b'\\', after @ ..] => {
-                out.push(b'\\');
-                rest = after;
-            }
-            [b'x', h, l, after @ ..] => {
-                let hex = std::str::from_utf8(&[*h, *l]).ok()?.to_owned();
-                out.push(u8::from_str_radix(&hex, 16).ok()?);
-                rest = after;
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
-}
+pub use crate::text::unescape_record as unescape;
 
 #[cfg(test)]
 mod tests {
@@ -419,21 +356,6 @@ mod tests {
         let t = UNIX_EPOCH + std::time::Duration::from_millis(1_795_255_200_123);
         assert_eq!(timestamp(t), "2026-11-21T10:00:00.123Z");
         assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-    }
-
-    #[test]
-    fn escapes_keep_one_record_per_line() {
-        let mut s = String::new();
-        escape("a\\b\t\x1b[31m\r\n日本\u{202e}\u{2028}".as_bytes(), &mut s);
-        assert_eq!(
-            s,
-            "a\\\\b\\x09\\x1b[31m\\x0d\\x0a日本\\xe2\\x80\\xae\\xe2\\x80\\xa8"
-        );
-        let mut s = String::new();
-        escape(b"\xff\xc3", &mut s);
-        assert_eq!(s, "\\xff\\xc3");
-        assert_eq!(unescape("\\x4"), None);
-        assert_eq!(unescape("\\q"), None);
     }
 
     #[test]
@@ -545,14 +467,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn escape_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let mut s = String::new();
-            escape(&bytes, &mut s);
-            prop_assert!(!s.contains('\n') && !s.contains('\r'));
-            prop_assert_eq!(unescape(&s), Some(bytes));
-        }
-
         #[test]
         fn server_bytes_come_back_exactly(
             body in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a'), Just(0xffu8)], 0..300),

@@ -849,6 +849,28 @@ fn cases() -> Vec<Case> {
         ])),
     );
 
+    v.push(
+        Case::new(
+            "invisible and bidi formatting characters on a terminal",
+            steps(vec![
+                vec![
+                    send(GREETING),
+                    expect("a1 NOOP"),
+                    send(
+                        "* OK zero\u{200b}width join\u{200d}er bom\u{feff} shy\u{ad} ls\u{2028}ps\u{2029} rlo\u{202e} tag\u{e0041}\r\na1 OK done\r\n",
+                    ),
+                ],
+                logout("a2"),
+            ]),
+        )
+        .tty()
+        .args(&["-c", "NOOP"])
+        .received(&["a1 NOOP", "a2 LOGOUT"])
+        .stdout(Out::Screen(vec![
+            "* OK zero\\u{200b}width join\\u{200d}er bom\\u{feff} shy\\u{ad} ls\\u{2028}ps\\u{2029} rlo\\u{202e} tag\\u{e0041}",
+        ])),
+    );
+
     let evil =
         b"Subject: \x1b]2;owned\x07\r\n\r\n\x1b[2J\x1b]52;c;ZXZpbA==\x07\x9b6n\xc2\x85next\x07\r\n";
     v.push(
@@ -881,7 +903,20 @@ fn cases() -> Vec<Case> {
 
 /// Bytes that must never reach a terminal from the server: ESC, BEL, a
 /// raw C1 CSI, and C1 controls encoded in UTF-8 (CSI, NEL).
-const FORBIDDEN: &[&[u8]] = &[b"\x1b", b"\x07", b"\x9b", b"\xc2\x9b", b"\xc2\x85"];
+const FORBIDDEN: &[&[u8]] = &[
+    b"\x1b",
+    b"\x07",
+    b"\x9b",
+    b"\xc2\x9b",
+    b"\xc2\x85",
+    "\u{200b}".as_bytes(),
+    "\u{200d}".as_bytes(),
+    "\u{2028}".as_bytes(),
+    "\u{202e}".as_bytes(),
+    "\u{feff}".as_bytes(),
+    "\u{ad}".as_bytes(),
+    "\u{e0041}".as_bytes(),
+];
 
 /// What one run of the binary left behind.
 struct Run {
