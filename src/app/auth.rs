@@ -105,12 +105,26 @@ pub fn obtain(login: &Login, host: &str) -> Result<Secret> {
     }
 }
 
+/// A password file holds one password, not a mailbox: anything longer is
+/// the wrong file (or `/dev/zero`), and is refused before it fills memory.
+pub const MAX_PASSWORD: u64 = 4096;
+
+/// An OAuth2 access token is a few KiB at most (a large Azure AD JWT is
+/// under 8 KiB); a command printing more is not printing a token.
+pub const MAX_TOKEN: u64 = 64 * 1024;
+
 fn read_password_file(path: &std::path::Path) -> Result<Secret> {
     let shown = path.display();
     let mut text = String::new();
     std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_string(&mut text))
+        .and_then(|f| f.take(MAX_PASSWORD + 1).read_to_string(&mut text))
         .map_err(|e| error::usage(format!("--password-file {shown}: {}", io_text(&e))))?;
+    if text.len() as u64 > MAX_PASSWORD {
+        text.replace_range(.., &"\0".repeat(text.len()));
+        return Err(error::usage(format!(
+            "--password-file {shown}: longer than {MAX_PASSWORD} bytes; a password file holds the password alone"
+        )));
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -160,27 +174,60 @@ fn prompt(user: &str, host: &str) -> Result<Secret> {
 
 /// `--oauth2-token-command CMD`: runs CMD with the shell; its stdout,
 /// trimmed, is the token. The password variable is not passed on.
+/// At most [`MAX_TOKEN`] bytes of its output are read: a command that
+/// prints more (`yes`) is stopped, and that is an error.
 fn token_command(cmd: &str) -> Result<Secret> {
-    let out = std::process::Command::new("sh")
+    use std::process::Stdio;
+    let mut child = std::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
         .env_remove(PASSWORD_ENV)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
         .map_err(|e| {
             error::usage(format!(
                 "--oauth2-token-command: cannot run sh: {}",
                 io_text(&e)
             ))
         })?;
-    if !out.status.success() {
+    let mut stdout = Vec::new();
+    let read = match child.stdout.take() {
+        Some(out) => out.take(MAX_TOKEN + 1).read_to_end(&mut stdout),
+        None => Ok(0),
+    };
+    let too_long = stdout.len() as u64 > MAX_TOKEN;
+    if too_long || read.is_err() {
+        // It may never stop printing: it is not waited for while it does.
+        let _ = child.kill();
+    }
+    let status = child.wait();
+    if too_long {
+        stdout.fill(0);
         return Err(error::usage(format!(
-            "--oauth2-token-command failed ({}); no token",
-            out.status
+            "--oauth2-token-command printed more than {} KiB, which is no access token; stopped it",
+            MAX_TOKEN / 1024
         )));
     }
-    let token = String::from_utf8(out.stdout)
+    read.map_err(|e| {
+        error::usage(format!(
+            "--oauth2-token-command: cannot read its output: {}",
+            io_text(&e)
+        ))
+    })?;
+    let status = status.map_err(|e| {
+        error::usage(format!(
+            "--oauth2-token-command: cannot wait for it: {}",
+            io_text(&e)
+        ))
+    })?;
+    if !status.success() {
+        return Err(error::usage(format!(
+            "--oauth2-token-command failed ({status}); no token"
+        )));
+    }
+    let token = String::from_utf8(stdout)
         .map_err(|_| error::usage("--oauth2-token-command printed a token that is not UTF-8"))?;
     let token = Secret::new(token);
     if token.expose().trim().is_empty() {

@@ -131,6 +131,12 @@ pub struct Cli {
     #[arg(help_heading = SENDING, long, value_name = "PREFIX", default_value = "a")]
     pub tag_prefix: String,
 
+    /// The most a {@-} or {@PIPE} literal is copied to $TMPDIR before it is
+    /// sent (bytes, or with K, M, G: KiB, MiB, GiB); more is an error. A
+    /// regular file is never copied.
+    #[arg(help_heading = SENDING, long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    pub spool_limit: u64,
+
     /// Write the server's bytes to stdout exactly as received, even on a terminal.
     #[arg(help_heading = OUTPUT, long)]
     pub raw: bool,
@@ -274,6 +280,9 @@ pub struct Settings {
     /// `-u`: log in automatically (the secret is read before connecting).
     pub login: Option<crate::app::auth::Login>,
     pub allow_plaintext_auth: bool,
+    /// `--spool-limit`: the most a literal read once (stdin, a pipe) is
+    /// copied to a temporary file.
+    pub spool_limit: u64,
 }
 
 impl Cli {
@@ -427,8 +436,28 @@ impl Cli {
             expiry_warn: self.expiry_warn,
             login,
             allow_plaintext_auth: self.allow_plaintext_auth,
+            spool_limit: self.spool_limit,
         })
     }
+}
+
+/// `--spool-limit`: `1048576`, `512K`, `256M`, `2G` (binary units).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err("a size is a number of bytes, or one with K, M, G or T".into()),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| "a size is a number of bytes, or one with K, M, G or T".into())
 }
 
 /// `imaptalk/history` in the platform's data directory (XDG_DATA_HOME or
@@ -466,6 +495,21 @@ mod tests {
         assert!(settings(&["--starttls", "imaps://h"]).is_err());
         assert!(settings(&["--tls", "imap://h"]).is_err());
         assert!(Cli::try_parse_from(["imaptalk", "--tls", "--starttls", "h"]).is_err());
+    }
+
+    #[test]
+    fn spool_limit_sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("3MiB"), Ok(3 << 20));
+        for bad in ["", "M", "1.5G", "-1", "10X", "99999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            settings(&["h"]).unwrap().spool_limit,
+            crate::io::fileliteral::SPOOL_LIMIT
+        );
     }
 
     #[test]

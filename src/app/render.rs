@@ -17,7 +17,7 @@
 
 use crate::app::progress::Progress;
 use crate::protocol::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
-use crate::text::{Escaper, escape_str, size};
+use crate::text::{Escaper, escape_str, io_text, size};
 use anstyle::{AnsiColor, Style};
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Stdout, Write};
@@ -174,7 +174,9 @@ impl Output {
         self.progress.event(ev);
         match &mut self.mode {
             Mode::Raw(w) => match ev {
-                Event::Line { data, .. } | Event::Literal { data, .. } => w.write_all(data),
+                Event::Line { data, .. } | Event::Literal { data, .. } => {
+                    w.write_all(data).map_err(|e| named(e, "stdout"))
+                }
             },
             Mode::Discard => Ok(()),
             Mode::Text(t) => {
@@ -189,7 +191,7 @@ impl Output {
 
     pub fn flush(&mut self) -> io::Result<()> {
         match &mut self.mode {
-            Mode::Raw(w) => w.flush(),
+            Mode::Raw(w) => w.flush().map_err(|e| named(e, "stdout")),
             Mode::Text(t) => t.flush_lines(false),
             Mode::Discard => Ok(()),
         }
@@ -198,7 +200,7 @@ impl Output {
     /// Flushes everything, a partial last line included (end of the run).
     pub fn finish(&mut self) -> io::Result<()> {
         match &mut self.mode {
-            Mode::Raw(w) => w.flush(),
+            Mode::Raw(w) => w.flush().map_err(|e| named(e, "stdout")),
             Mode::Text(t) => {
                 t.escaper.finish(&mut t.pending);
                 t.flush_lines(true)
@@ -337,19 +339,31 @@ impl Text {
         match &mut self.sink {
             TextSink::Stdout(s) => {
                 let mut lock = s.lock();
-                lock.write_all(out.as_bytes())?;
-                lock.flush()
+                lock.write_all(out.as_bytes())
+                    .and_then(|()| lock.flush())
+                    .map_err(|e| named(e, "stdout"))
             }
             TextSink::Printer(tx) => tx
                 .send(out)
                 .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "terminal closed")),
             TextSink::Stderr => {
                 let mut lock = io::stderr().lock();
-                lock.write_all(out.as_bytes())?;
-                lock.flush()
+                lock.write_all(out.as_bytes())
+                    .and_then(|()| lock.flush())
+                    .map_err(|e| named(e, "stderr"))
             }
         }
     }
+}
+
+/// A failed write says where it went: "No space left on device" alone
+/// does not tell that it was stdout (`> /dev/full`, a full disk). The
+/// kind is kept, so a closed pipe still ends the run quietly.
+fn named(e: io::Error, stream: &str) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("cannot write the output to {stream}: {}", io_text(&e)),
+    )
 }
 
 fn style_for(head: &Head) -> Option<Style> {

@@ -12,6 +12,11 @@
 //! files that can be read only once (pipes, `<(…)`, `/dev/stdin`) are
 //! first copied to an unlinked temporary file in `$TMPDIR`, scanned on the
 //! way, then sent from there.
+//!
+//! Nothing local may fill the disk: a copy stops at the spool limit
+//! (`--spool-limit`, [`SPOOL_LIMIT`] by default) with an error, and a
+//! character device (`/dev/zero`, `/dev/urandom`, a terminal) is refused
+//! outright: it has no end, and no message is one.
 
 use crate::protocol::caps::Capabilities;
 use crate::protocol::literal::announcement;
@@ -22,6 +27,12 @@ use std::path::PathBuf;
 
 /// How much of a file is read (and sent) at a time.
 const CHUNK: usize = 128 * 1024;
+
+/// The default `--spool-limit`: the most a source that can be read only
+/// once (stdin, a pipe) is copied to `$TMPDIR` — often a RAM disk. Far
+/// above what servers accept as one message; a regular file is never
+/// copied, so it has no such limit.
+pub const SPOOL_LIMIT: u64 = 256 * 1024 * 1024;
 
 /// One file literal: counted and scanned, ready to be sent in chunks.
 #[derive(Debug)]
@@ -42,7 +53,8 @@ impl FileLiteral {
     /// Opens and scans the file named in a `{@…}` token. A leading `~/`
     /// means the home directory (the shell does not expand it inside a
     /// quoted -c argument).
-    pub fn open(path: &[u8]) -> Result<FileLiteral, String> {
+    /// `spool_limit`: see [`spooled`](Self::spooled).
+    pub fn open(path: &[u8], spool_limit: u64) -> Result<FileLiteral, String> {
         let name = format!("{{@{}}}", String::from_utf8_lossy(path));
         let fail = |what: &str, e: &io::Error| format!("{name}: {what}: {}", io_text(e));
         let path = expand_home(path);
@@ -51,9 +63,14 @@ impl FileLiteral {
         if meta.is_dir() {
             return Err(format!("{name}: is a directory"));
         }
+        if is_char_device(&meta) {
+            return Err(format!(
+                "{name}: is a character device (such as /dev/zero or a terminal), whose data has no end to count; name a regular file, or pipe the data to {{@-}}"
+            ));
+        }
         if !meta.is_file() {
-            // A pipe or a device can be read once only: keep a copy.
-            return FileLiteral::spooled(name, &mut file);
+            // A pipe can be read once only: keep a copy.
+            return FileLiteral::spooled(name, &mut file, spool_limit);
         }
         let (len, nul) = scan(&mut file).map_err(|e| fail("cannot read", &e))?;
         file.rewind().map_err(|e| fail("cannot read", &e))?;
@@ -68,8 +85,13 @@ impl FileLiteral {
     }
 
     /// Copies all of `source` into a temporary file, counting and scanning
-    /// on the way, and reads the literal from there.
-    pub fn spooled(name: String, source: &mut impl Read) -> Result<FileLiteral, String> {
+    /// on the way, and reads the literal from there. A source of more than
+    /// `limit` bytes is an error, and what was copied is freed.
+    pub fn spooled(
+        name: String,
+        source: &mut impl Read,
+        limit: u64,
+    ) -> Result<FileLiteral, String> {
         let fail = |what: &str, e: &io::Error| format!("{name}: {what}: {}", io_text(e));
         let (mut file, spool) =
             spool_file().map_err(|e| fail("cannot create a temporary copy", &e))?;
@@ -84,6 +106,12 @@ impl FileLiteral {
             };
             nul = nul || memchr::memchr(0, &buf[..n]).is_some();
             len += n as u64;
+            if len > limit {
+                return Err(format!(
+                    "{name}: more than {} to copy to the temporary directory (--spool-limit); raise it with --spool-limit SIZE, or name a regular file, which is sent without a copy",
+                    crate::text::size(limit)
+                ));
+            }
             file.write_all(&buf[..n])
                 .map_err(|e| fail("cannot write the temporary copy", &e))?;
         }
@@ -135,6 +163,17 @@ impl Drop for FileLiteral {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+#[cfg(unix)]
+fn is_char_device(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_char_device()
+}
+
+#[cfg(not(unix))]
+fn is_char_device(_meta: &std::fs::Metadata) -> bool {
+    false
 }
 
 /// Counts the bytes of `file` and looks for NUL, a chunk at a time.
@@ -221,7 +260,7 @@ mod tests {
         let path = dir.path().join("data");
         let mut data: Vec<u8> = (0..300_000u32).map(|i| (i % 251 + 1) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let mut f = FileLiteral::open(path.to_str().unwrap().as_bytes()).unwrap();
+        let mut f = FileLiteral::open(path.to_str().unwrap().as_bytes(), SPOOL_LIMIT).unwrap();
         assert_eq!((f.len, f.nul), (300_000, false));
         let mut got = Vec::new();
         while (got.len() as u64) < f.len {
@@ -233,19 +272,19 @@ mod tests {
         assert_eq!(got, data);
         data[299_999] = 0;
         std::fs::write(&path, &data).unwrap();
-        let mut f = FileLiteral::open(path.to_str().unwrap().as_bytes()).unwrap();
+        let mut f = FileLiteral::open(path.to_str().unwrap().as_bytes(), SPOOL_LIMIT).unwrap();
         assert!(f.nul);
         // The file shrinks after it was counted: an error, never a short literal.
         std::fs::write(&path, b"short").unwrap();
         assert_eq!(f.next_chunk(300_000).unwrap(), b"short");
         assert!(f.next_chunk(300_000 - 5).unwrap_err().contains("shorter"));
         assert!(
-            FileLiteral::open(b"/nonexistent/x")
+            FileLiteral::open(b"/nonexistent/x", SPOOL_LIMIT)
                 .unwrap_err()
                 .starts_with("{@/nonexistent/x}: cannot open")
         );
         assert!(
-            FileLiteral::open(dir.path().to_str().unwrap().as_bytes())
+            FileLiteral::open(dir.path().to_str().unwrap().as_bytes(), SPOOL_LIMIT)
                 .unwrap_err()
                 .contains("directory")
         );
@@ -254,7 +293,7 @@ mod tests {
     #[test]
     fn spooled_sources_are_copied_once() {
         let data = b"a\x00b".repeat(100_000);
-        let mut f = FileLiteral::spooled("{@-}".into(), &mut &data[..]).unwrap();
+        let mut f = FileLiteral::spooled("{@-}".into(), &mut &data[..], 300_000).unwrap();
         assert_eq!((f.len, f.nul), (300_000, true));
         let mut got = Vec::new();
         while (got.len() as u64) < f.len {
@@ -262,5 +301,17 @@ mod tests {
             got.extend_from_slice(&c);
         }
         assert_eq!(got, data);
+    }
+
+    #[test]
+    fn spools_are_bounded_and_devices_refused() {
+        let e = FileLiteral::spooled("{@-}".into(), &mut std::io::repeat(b'x'), 1000).unwrap_err();
+        assert!(e.starts_with("{@-}: more than 1000 bytes"), "{e}");
+        assert!(e.contains("--spool-limit SIZE"), "{e}");
+        #[cfg(unix)]
+        for dev in ["/dev/zero", "/dev/urandom", "/dev/null"] {
+            let e = FileLiteral::open(dev.as_bytes(), SPOOL_LIMIT).unwrap_err();
+            assert!(e.contains("is a character device"), "{e}");
+        }
     }
 }

@@ -47,7 +47,7 @@ impl Session {
             let f = if path == b"-" {
                 self.open_stdin()?
             } else {
-                FileLiteral::open(path).map_err(error::usage)?
+                FileLiteral::open(path, self.settings.spool_limit).map_err(error::usage)?
             };
             files.push(f);
         }
@@ -103,7 +103,12 @@ impl Session {
             ));
         }
         self.stdin_used = true;
-        FileLiteral::spooled("{@-}".to_string(), &mut stdin.lock()).map_err(error::usage)
+        FileLiteral::spooled(
+            "{@-}".to_string(),
+            &mut stdin.lock(),
+            self.settings.spool_limit,
+        )
+        .map_err(error::usage)
     }
 
     /// The source of the literal the line just sent announced.

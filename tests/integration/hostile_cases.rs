@@ -822,6 +822,74 @@ fn cases() -> Vec<Case> {
         .stdout(Out::Any),
     );
 
+    // --- Local input: nothing read may fill memory or the disk ------------
+
+    v.push(
+        Case::new(
+            "a file literal from /dev/zero is refused",
+            vec![
+                send(GREETING),
+                expect("a1 NOOP"),
+                send("a1 OK done\n"),
+                Step::ExpectEof,
+            ],
+        )
+        .args(&["-c", "NOOP", "-c", "APPEND INBOX {@/dev/zero}"])
+        .exit(2, "{@/dev/zero}: is a character device")
+        .received(&["a1 NOOP"]),
+    );
+
+    v.push(
+        Case::new(
+            "a file literal from /dev/urandom is refused",
+            vec![send(GREETING), Step::ExpectEof],
+        )
+        .args(&["-c", "APPEND INBOX {@/dev/urandom}"])
+        .exit(2, "{@/dev/urandom}: is a character device"),
+    );
+
+    v.push(
+        Case::new(
+            "stdin literal over the spool limit",
+            vec![
+                send(GREETING),
+                expect("a1 NOOP"),
+                send("a1 OK done\n"),
+                Step::ExpectEof,
+            ],
+        )
+        .args(&[
+            "--spool-limit",
+            "1M",
+            "-c",
+            "NOOP",
+            "-c",
+            "APPEND INBOX {@-}",
+        ])
+        .stdin(vec![b'x'; (1 << 20) + 1])
+        .exit(2, "{@-}: more than 1.00 MiB to copy")
+        .received(&["a1 NOOP"]),
+    );
+
+    v.push(
+        Case::new(
+            "stdin literal at the spool limit",
+            steps(vec![
+                vec![
+                    send(GREETING),
+                    expect("a1 APPEND INBOX {1024+}"),
+                    Step::ExpectBytes(vec![b'y'; 1024]),
+                    expect(""),
+                    send("a1 OK stored\n"),
+                ],
+                logout("a2"),
+            ]),
+        )
+        .args(&["--spool-limit", "1K", "-c", "APPEND INBOX {@-}"])
+        .stdin(vec![b'y'; 1024])
+        .received_starts(&["a1 APPEND INBOX {1024+}"]),
+    );
+
     // --- A terminal: nothing the server sends may drive it -----------------
 
     v.push(
@@ -1158,6 +1226,69 @@ fn table() {
         failures.len(),
         done.load(Ordering::Relaxed),
         failures.join("\n")
+    );
+}
+
+/// Secrets are read before connecting: nothing listens on port 9.
+fn secret_run(args: &[&str]) -> Run {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    all.push("127.0.0.1:9".into());
+    run_piped(&all, b"")
+}
+
+#[test]
+fn a_password_file_of_endless_zeros_is_refused_at_once() {
+    let start = std::time::Instant::now();
+    let run = secret_run(&["-u", "alice", "--password-file", "/dev/zero"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--password-file /dev/zero: longer than 4096 bytes"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    // It read 4 KiB, not a gigabyte.
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn an_endless_oauth2_token_command_is_stopped() {
+    let run = secret_run(&["-u", "alice", "--oauth2-token-command", "yes"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--oauth2-token-command printed more than 64 KiB"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn a_full_stdout_is_named() {
+    let server = ScriptedServer::start(steps(vec![
+        vec![
+            send(GREETING),
+            expect("a1 NOOP"),
+            send("* 1 EXISTS\na1 OK done\n"),
+        ],
+        logout("a2"),
+    ]));
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return; // not Linux
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imaptalk"))
+        .args([local(server.port()).as_str(), "-c", "NOOP"])
+        .stdout(full)
+        .output()
+        .expect("run imaptalk");
+    let _ = server.finish();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "imaptalk: cannot write the output to stdout: No space left on device"
     );
 }
 
