@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! Four layers, each using only those below it, over two shared modules:
+//! Four layers, each using only those below it, over shared modules:
 //!
 //! - [`text`]: the one escaping rule for text from the server or a
 //!   certificate, in its three notations (a line, a terminal, a record);
@@ -20,6 +20,8 @@
 //!     wire, the mailbox of a LIST line.
 //!   - [`protocol::literal`]: `{@path}` tokens and how a literal is announced.
 //! - [`core`]: the conversation's rules, without IO.
+//!   - [`core::options`]: what the session is asked to do (`Security`,
+//!     `Input`, `SessionOptions`), decided by `app::cli`.
 //!   - [`core::pipeline`]: which script commands `--pipeline` may send
 //!     before earlier ones complete.
 //!   - [`core::sasl`]: mechanisms, SASL payloads, the [`core::sasl::Secret`].
@@ -33,7 +35,10 @@
 //!   - [`io::transcript`]: `--log`, the session recorded in a file.
 //!   - [`io::fileliteral`]: the data of `{@path}` and `{@-}` literals.
 //! - [`app`]: the program around the conversation.
-//!   - [`app::cli`]: flags, validated into `Settings` in one step;
+//!   - [`app::cli`]: flags, validated in one step into `Settings`: the
+//!     small option structs each layer takes (`ConnectOptions`,
+//!     `TlsOptions`, `SessionOptions`, `OutputOptions`, `DiagOptions`,
+//!     `TranscriptOptions`); nothing below `app` knows clap;
 //!     [`app::target`]: the server argument (`host:port`, `imaps://…`).
 //!   - [`app::repl`] and [`app::script`]: the interactive and
 //!     non-interactive drivers; [`app::meta`]: the REPL's `\`
@@ -68,7 +73,8 @@ pub mod protocol;
 pub mod session;
 pub mod text;
 
-use app::cli::{Cli, Input, Settings};
+use crate::core::options::Input;
+use app::cli::{Cli, Settings};
 use app::render::{Output, TextSink};
 use app::{auth, generation, progress, repl, script, signals};
 use session::Session;
@@ -98,7 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _entered = runtime.enter();
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
         };
-        let obtained = auth::obtain(login, &settings.target.host);
+        let obtained = auth::obtain(login, &settings.connect.host);
         #[cfg(unix)]
         let interrupted = sigint.as_mut().is_some_and(|s| {
             runtime.block_on(async {
@@ -122,10 +128,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn session_main(settings: Settings) -> anyhow::Result<u8> {
-    if settings.show_certs {
+    if settings.diag.show_certs {
         // stdout is for the PEM alone; with -v the server's lines go to
         // stderr with the rest of the report.
-        let out = if settings.verbose {
+        let out = if settings.diag.verbose {
             Output::text(false, TextSink::Stderr)
         } else {
             Output::discard()
@@ -143,12 +149,15 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
             #[cfg(unix)]
             let _sigint =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
-            let (repl, rx) = repl::Repl::start(settings.history.clone(), settings.color)?;
-            let out = if settings.render {
-                Output::text(settings.color, TextSink::Printer(repl.printer.clone()))
-                    .with_full_literals(settings.full)
+            let (repl, rx) = repl::Repl::start(settings.history.clone(), settings.output.color)?;
+            let out = if settings.output.render {
+                Output::text(
+                    settings.output.color,
+                    TextSink::Printer(repl.printer.clone()),
+                )
+                .with_full_literals(settings.output.full)
             } else {
-                Output::raw().with_progress(progress::Progress::new(settings.quiet))
+                Output::raw().with_progress(progress::Progress::new(settings.output.quiet))
             };
             let result = async {
                 let known = Some(repl.known.clone());
@@ -161,11 +170,11 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
             result
         }
         Input::Stdin | Input::Commands(_) => {
-            let out = if settings.render {
-                Output::text(settings.color, TextSink::Stdout(std::io::stdout()))
-                    .with_full_literals(settings.full)
+            let out = if settings.output.render {
+                Output::text(settings.output.color, TextSink::Stdout(std::io::stdout()))
+                    .with_full_literals(settings.output.full)
             } else {
-                Output::raw().with_progress(progress::Progress::new(settings.quiet))
+                Output::raw().with_progress(progress::Progress::new(settings.output.quiet))
             };
             let rx = match &settings.input {
                 Input::Commands(c) => script::commands(c),

@@ -19,10 +19,11 @@ mod files;
 mod idle;
 mod notes;
 
-use crate::app::cli::{Security, Settings};
+use crate::app::cli::Settings;
 use crate::app::meta::{self, Meta};
 use crate::app::render::Output;
 use crate::app::repl::{Prompt, PromptKind, PromptState};
+use crate::core::options::Security;
 use crate::core::pipeline;
 use crate::error;
 use crate::io::compress;
@@ -184,21 +185,21 @@ impl Session {
     ) -> Result<Session> {
         // Opened first: a bad path is a usage error, before any connection.
         let log = match &settings.log {
-            Some(path) => Some(Transcript::open(path, settings.log_literals)?),
+            Some(log) => Some(Transcript::open(&log.path, log.literals)?),
             None => None,
         };
         // Reading the system's trust store takes milliseconds (a file per
         // root in SSL_CERT_DIR): do it on a blocking thread while the TCP
         // connection is set up, so start-up costs the longer of the two,
         // not their sum. A setup error still wins over a connect error.
-        let tls_setup = match settings.security {
+        let tls_setup = match settings.session.security {
             Security::Plain => None,
             Security::Tls | Security::StartTls => {
-                let s = settings.clone();
+                let s = settings.tls.clone();
                 Some(tokio::task::spawn_blocking(move || TlsSetup::new(&s)))
             }
         };
-        let tcp = tcp::connect_tcp(&settings).await;
+        let tcp = tcp::connect_tcp(&settings.connect).await;
         let tls = match tls_setup {
             None => None,
             Some(task) => Some(
@@ -207,16 +208,16 @@ impl Session {
             ),
         };
         let tcp = tcp?;
-        crate::app::diag::connected(&settings, &tcp, tls.is_some());
+        crate::app::diag::connected(&settings.diag, &tcp, tls.is_some());
         let peer = tcp.addr.to_string();
         let mut expiring = false;
-        let stream = match (&settings.security, &tls) {
+        let stream = match (&settings.session.security, &tls) {
             (Security::Tls, Some(tls)) => {
                 let start = Instant::now();
-                let r = tls::handshake(tcp.stream, tls, settings.timeout).await;
+                let r = tls::handshake(tcp.stream, tls, settings.session.timeout).await;
                 let info = r.as_ref().ok().map(tls::tls_info);
                 expiring = crate::app::diag::handshake_done(
-                    &settings,
+                    &settings.diag,
                     tls,
                     info.as_ref(),
                     start.elapsed(),
@@ -227,13 +228,13 @@ impl Session {
         };
         let mut conn = Connection::new(stream, peer);
         if wait {
-            conn.set_send_timeout(settings.timeout);
+            conn.set_send_timeout(settings.session.timeout);
         }
         let mut session = Session {
             conn,
             out,
-            tagger: Tagger::new(&settings.tag_prefix),
-            auto_compress: compress::Auto::new(settings.compress),
+            tagger: Tagger::new(&settings.session.tag_prefix),
+            auto_compress: compress::Auto::new(settings.session.compress),
             tls,
             settings,
             wait,
@@ -270,13 +271,13 @@ impl Session {
         if let Some(log) = log {
             let connected = format!(
                 "connect {} ({})",
-                session.settings.target.display(),
+                session.settings.connect.display(),
                 session.conn.peer
             );
             session.conn.set_transcript(log, &connected);
         }
         session.greeting().await?;
-        if session.settings.security == Security::StartTls {
+        if session.settings.session.security == Security::StartTls {
             session.starttls().await?;
         }
         session.after_greeting().await?;
@@ -323,7 +324,7 @@ impl Session {
                 }
             }
             self.out.flush()?;
-            let more = match self.settings.timeout {
+            let more = match self.settings.session.timeout {
                 Some(d) => tokio::time::timeout(d, self.conn.fill())
                     .await
                     .map_err(|_| {
@@ -352,7 +353,9 @@ impl Session {
         let (head, text) = self.setup_response("a greeting").await?;
         match head.kind {
             Kind::Untagged(Status::Ok) => Ok(()),
-            Kind::Untagged(Status::Preauth) if self.settings.security == Security::StartTls => {
+            Kind::Untagged(Status::Preauth)
+                if self.settings.session.security == Security::StartTls =>
+            {
                 Err(error::connect(
                     "server greeted with PREAUTH (a session already open in plaintext), so STARTTLS is impossible; nothing was sent",
                 ))
@@ -377,7 +380,7 @@ impl Session {
     async fn starttls(&mut self) -> Result<()> {
         let tag = self.tagger.take(|_| false);
         let line = format!("{tag} STARTTLS");
-        if self.settings.echo {
+        if self.settings.session.echo {
             self.out.echo(&line);
         }
         self.conn
@@ -423,18 +426,22 @@ impl Session {
         }
         let tls = match self.tls.take() {
             Some(tls) => tls,
-            None => TlsSetup::new(&self.settings)?,
+            None => TlsSetup::new(&self.settings.tls)?,
         };
         let start = Instant::now();
-        let upgraded = self.conn.upgrade(&tls, self.settings.timeout).await;
+        let upgraded = self.conn.upgrade(&tls, self.settings.session.timeout).await;
         let info = self.conn.tls_info();
-        self.expiring |=
-            crate::app::diag::handshake_done(&self.settings, &tls, info.as_ref(), start.elapsed());
+        self.expiring |= crate::app::diag::handshake_done(
+            &self.settings.diag,
+            &tls,
+            info.as_ref(),
+            start.elapsed(),
+        );
         self.tls = Some(tls);
         upgraded?;
         self.caps.forget();
         if let Some(summary) = self.conn.tls_summary()
-            && self.settings.render
+            && self.settings.output.render
         {
             self.out.notice(&format!(
                 "TLS established ({summary}); capabilities seen before TLS no longer apply"
@@ -470,7 +477,7 @@ impl Session {
                 !self.input_eof && (self.input.len() < INPUT_AHEAD || stop == Stop::NeedInput);
             let more = stop == Stop::More;
             let timeout = if self.wait {
-                self.settings.timeout
+                self.settings.session.timeout
             } else {
                 None
             };
@@ -598,7 +605,7 @@ impl Session {
                 let next = self
                     .tagger
                     .peek(|t| self.outstanding.iter().any(|o| o.tag == t));
-                let host = escape_str(&self.settings.target.host);
+                let host = escape_str(&self.settings.connect.host);
                 let user = self.user.as_deref().map(escape_str);
                 let mailbox = self.mailbox.as_deref().map(escape_str);
                 let state = PromptState {
@@ -646,7 +653,7 @@ impl Session {
     /// `--pipeline`: the next input line may go before earlier commands
     /// complete.
     fn may_pipeline(&self) -> bool {
-        self.settings.pipeline
+        self.settings.session.pipeline
             && pipeline::may_send(
                 pipeline::peek(&self.input, self.input_eof),
                 self.outstanding.len(),
@@ -730,7 +737,7 @@ impl Session {
                     let mut wire = line.clone();
                     wire.extend_from_slice(b"\r\n");
                     self.conn.send(&wire).await?;
-                    if self.settings.echo && !line.is_empty() {
+                    if self.settings.session.echo && !line.is_empty() {
                         // After a literal user name, the rest of a LOGIN
                         // line is the password.
                         let secret = self.outstanding.iter().any(|o| {
@@ -830,7 +837,7 @@ impl Session {
                 // The server answers next: a new `+` or the completion.
                 self.prompt_hold = Some(owner.clone());
             }
-            if self.settings.echo {
+            if self.settings.session.echo {
                 let shown = if secret {
                     "****".to_string()
                 } else {
@@ -913,13 +920,13 @@ impl Session {
             _ => {}
         }
         self.auto_compress.sending(&p.name);
-        if self.settings.echo {
+        if self.settings.session.echo {
             self.out.echo(&masked(&p));
         }
         // The transcript gets the masked line whenever it may hide a secret.
         let shown = matches!(p.name.as_str(), "LOGIN" | "AUTHENTICATE").then(|| masked(&p));
         let sending = Sending::Line(shown.as_deref());
-        if self.wait && self.settings.pipeline {
+        if self.wait && self.settings.session.pipeline {
             // Goes out with the next commands, once pump() is done.
             self.conn.queue_as(&wire, sending).await?;
         } else {
@@ -941,7 +948,7 @@ impl Session {
     /// `--echo` shows literal data by its size only: it may be a message,
     /// binary, or a password.
     fn echo_literal(&mut self, len: u64, file: Option<&str>) {
-        if self.settings.echo {
+        if self.settings.session.echo {
             let text = match file {
                 Some(name) => format!("[{len} bytes of literal data from {name}]"),
                 None => format!("[{len} bytes of literal data]"),
@@ -1174,7 +1181,7 @@ impl Session {
         }
         if o.name == "STARTTLS" && status == Status::Ok && !self.conn.is_tls() {
             self.upgrade().await?;
-            if self.settings.verbose {
+            if self.settings.diag.verbose {
                 // As after --starttls: show what the server says over TLS.
                 let p = command::prepare(b"CAPABILITY", &mut self.tagger, |_| false)
                     .map_err(|e| error::lost(e.to_string()))?;
@@ -1183,7 +1190,7 @@ impl Session {
         }
         if o.name == "COMPRESS" && status == Status::Ok {
             self.conn.compress()?;
-            if self.settings.render || self.settings.verbose {
+            if self.settings.output.render || self.settings.diag.verbose {
                 self.out.notice("COMPRESS=DEFLATE active");
             }
         }
@@ -1246,7 +1253,7 @@ impl Session {
     /// What COMPRESS saved: on a terminal, or on stderr with `-v`.
     fn report_compression(&mut self) {
         if let Some(stats) = self.conn.compress_stats()
-            && (self.settings.render || self.settings.verbose)
+            && (self.settings.output.render || self.settings.diag.verbose)
         {
             self.out.notice(&stats.describe());
         }

@@ -7,7 +7,7 @@
 //! the terminal), live in a [`Secret`] that prints as `****`, and are
 //! masked in everything imaptalk repeats: `--echo`, transcripts, errors.
 
-use crate::app::cli::Security;
+use crate::core::options::Security;
 use crate::core::sasl::Secret;
 use crate::error;
 use crate::text::{escape_str, io_text};
@@ -63,17 +63,34 @@ pub fn is_loopback(host: &str) -> bool {
     lower == "localhost" || lower.ends_with(".localhost")
 }
 
+/// Whether a credential would travel encrypted: the plaintext rule needs
+/// no more than that (STARTTLS is done before any login).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Plaintext,
+    Encrypted,
+}
+
+impl Channel {
+    pub fn of(security: Security) -> Channel {
+        match security {
+            Security::Plain => Channel::Plaintext,
+            Security::Tls | Security::StartTls => Channel::Encrypted,
+        }
+    }
+}
+
 /// The rule for sending a credential: never in plaintext to another
 /// machine unless `--allow-plaintext-auth`. Returns the error message when
 /// the login must be refused. Checked before connecting (by name) and
 /// again after (by the address actually connected to).
 pub fn plaintext_refusal(
-    security: Security,
+    channel: Channel,
     host: &str,
     allow_plaintext: bool,
     what: &str,
 ) -> Option<String> {
-    if security != Security::Plain || allow_plaintext || is_loopback(host) {
+    if channel == Channel::Encrypted || allow_plaintext || is_loopback(host) {
         return None;
     }
     Some(format!(
@@ -270,15 +287,28 @@ mod tests {
     #[test]
     fn plaintext_is_refused_only_to_other_machines() {
         let refuse = |s, h, allow| plaintext_refusal(s, h, allow, "the password").is_some();
-        assert!(refuse(Security::Plain, "mail.example.com", false));
-        assert!(refuse(Security::Plain, "192.0.2.1", false));
-        assert!(!refuse(Security::Plain, "mail.example.com", true));
-        assert!(!refuse(Security::Plain, "localhost", false));
-        assert!(!refuse(Security::Plain, "127.0.0.1", false));
-        assert!(!refuse(Security::StartTls, "mail.example.com", false));
-        assert!(!refuse(Security::Tls, "mail.example.com", false));
-        let msg =
-            plaintext_refusal(Security::Plain, "mail.example.com", false, "the password").unwrap();
+        assert!(refuse(Channel::Plaintext, "mail.example.com", false));
+        assert!(refuse(Channel::Plaintext, "192.0.2.1", false));
+        assert!(!refuse(Channel::Plaintext, "mail.example.com", true));
+        assert!(!refuse(Channel::Plaintext, "localhost", false));
+        assert!(!refuse(Channel::Plaintext, "127.0.0.1", false));
+        assert!(!refuse(
+            Channel::of(Security::StartTls),
+            "mail.example.com",
+            false
+        ));
+        assert!(!refuse(
+            Channel::of(Security::Tls),
+            "mail.example.com",
+            false
+        ));
+        let msg = plaintext_refusal(
+            Channel::Plaintext,
+            "mail.example.com",
+            false,
+            "the password",
+        )
+        .unwrap();
         assert!(msg.contains("--starttls") && msg.contains("--tls"), "{msg}");
         assert!(msg.contains("--allow-plaintext-auth"), "{msg}");
     }

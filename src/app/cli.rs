@@ -1,9 +1,15 @@
 //! Command-line flags, and their validation into [`Settings`] in one step:
 //! once `Settings` exists, nothing later needs to second-guess a flag.
 
-use crate::app::target::{self, IMAPS_PORT, Scheme, Target};
+use crate::app::auth::{self, Channel, Login};
+use crate::app::diag::DiagOptions;
+use crate::app::render::OutputOptions;
+use crate::app::target::{self, IMAPS_PORT, Scheme};
+use crate::core::options::{Input, Security, SessionOptions};
 use crate::error;
-use crate::io::transcript::Literals;
+use crate::io::tcp::ConnectOptions;
+use crate::io::tls::TlsOptions;
+use crate::io::transcript::{Literals, TranscriptOptions};
 use clap::{Parser, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -179,8 +185,8 @@ pub struct Cli {
     pub log: Option<PathBuf>,
 
     /// What the transcript keeps of literal data: all of it (escaped), or only its size.
-    #[arg(help_heading = TRANSCRIPT, long, value_enum, value_name = "WHAT", default_value_t = Literals::Full, requires = "log")]
-    pub log_literals: Literals,
+    #[arg(help_heading = TRANSCRIPT, long, value_enum, value_name = "WHAT", default_value_t = LogLiterals::Full, requires = "log")]
+    pub log_literals: LogLiterals,
 
     /// Print connection and TLS details to stderr: the address connected to,
     /// timings, TLS version, cipher suite, key exchange, and each certificate
@@ -221,68 +227,39 @@ pub enum ColorChoice {
     Never,
 }
 
-/// How the connection is secured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Security {
-    Plain,
-    Tls,
-    StartTls,
+/// `--log-literals` (the transcript's own enum knows nothing of clap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLiterals {
+    /// The data, escaped, split at its line ends.
+    Full,
+    /// Only the size (messages can be large, or private).
+    Size,
 }
 
-/// Where the commands come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Input {
-    /// A person at a terminal: the line-editing prompt.
-    Interactive,
-    /// A script on stdin.
-    Stdin,
-    /// `-c` commands.
-    Commands(Vec<String>),
+impl From<LogLiterals> for Literals {
+    fn from(l: LogLiterals) -> Literals {
+        match l {
+            LogLiterals::Full => Literals::Full,
+            LogLiterals::Size => Literals::Size,
+        }
+    }
 }
 
 /// What the run will do, validated.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub target: Target,
-    pub security: Security,
-    pub cafile: Option<PathBuf>,
-    pub insecure: bool,
-    /// The name to verify (and send as SNI unless it is an IP address).
-    pub servername: String,
-    pub timeout: Option<Duration>,
+    pub connect: ConnectOptions,
+    pub tls: TlsOptions,
+    pub session: SessionOptions,
+    pub output: OutputOptions,
+    pub diag: DiagOptions,
     pub input: Input,
-    pub tag_prefix: String,
-    /// Render server output for a person (escaped, coloured) instead of raw bytes.
-    pub render: bool,
-    pub color: bool,
-    pub echo: bool,
-    /// `--timing`: each command's time on stderr.
-    pub timing: bool,
-    /// Script mode: send commands without waiting for each completion.
-    pub pipeline: bool,
-    /// On a terminal, show long literals in full.
-    pub full: bool,
-    /// No progress bar for big literals.
-    pub quiet: bool,
-    /// `--compress`: COMPRESS DEFLATE after login when offered.
-    pub compress: bool,
     /// Where the interactive history is kept; None: in memory only.
     pub history: Option<PathBuf>,
-    /// `--log FILE`: where the transcript is appended.
-    pub log: Option<PathBuf>,
-    pub log_literals: Literals,
-    /// `-v`: connection and TLS details on stderr.
-    pub verbose: bool,
-    /// Print the chain as PEM and exit.
-    pub show_certs: bool,
-    /// Exit 5 when a certificate expires within this many days.
-    pub expiry_warn: Option<u32>,
+    /// `--log FILE`: where the transcript is appended, and what it keeps.
+    pub log: Option<TranscriptOptions>,
     /// `-u`: log in automatically (the secret is read before connecting).
-    pub login: Option<crate::app::auth::Login>,
-    pub allow_plaintext_auth: bool,
-    /// `--spool-limit`: the most a literal read once (stdin, a pipe) is
-    /// copied to a temporary file.
-    pub spool_limit: u64,
+    pub login: Option<Login>,
 }
 
 impl Cli {
@@ -366,7 +343,7 @@ impl Cli {
                 }
             };
         let login = self.user.map(|user| {
-            use crate::app::auth::{Source, TOKEN_ENV};
+            use crate::app::auth::{PASSWORD_ENV, Source, TOKEN_ENV};
             let env_token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
             let source = match (
                 self.oauth2_token_command,
@@ -378,13 +355,13 @@ impl Cli {
                 (_, _, Some(file)) => Source::Password { file: Some(file) },
                 // An exported password wins over an exported token.
                 _ => match env_token {
-                    Some(t) if std::env::var_os(crate::app::auth::PASSWORD_ENV).is_none() => {
+                    Some(t) if std::env::var_os(PASSWORD_ENV).is_none() => {
                         Source::Token(crate::core::sasl::Secret::new(t))
                     }
                     _ => Source::Password { file: None },
                 },
             };
-            crate::app::auth::Login {
+            Login {
                 user,
                 source,
                 secret: None,
@@ -396,8 +373,8 @@ impl Cli {
             } else {
                 "a password"
             };
-            if let Some(why) = crate::app::auth::plaintext_refusal(
-                security,
+            if let Some(why) = auth::plaintext_refusal(
+                Channel::of(security),
                 &target.host,
                 self.allow_plaintext_auth,
                 what,
@@ -412,31 +389,46 @@ impl Cli {
             (false, None) => default_history(),
         };
         Ok(Settings {
-            target,
-            security,
-            cafile: self.cafile,
-            insecure: self.insecure,
-            servername,
-            timeout,
+            connect: ConnectOptions {
+                host: target.host.clone(),
+                port: target.port,
+                timeout,
+                verbose: self.verbose,
+            },
+            tls: TlsOptions {
+                cafile: self.cafile,
+                insecure: self.insecure,
+                servername,
+            },
+            session: SessionOptions {
+                security,
+                timeout,
+                tag_prefix: self.tag_prefix,
+                echo: self.echo,
+                timing: self.timing,
+                pipeline: self.pipeline,
+                compress: self.compress,
+                allow_plaintext_auth: self.allow_plaintext_auth,
+                spool_limit: self.spool_limit,
+            },
+            output: OutputOptions {
+                render,
+                color,
+                full: self.full,
+                quiet: self.quiet,
+            },
+            diag: DiagOptions {
+                verbose: self.verbose,
+                show_certs: self.show_certs,
+                expiry_warn: self.expiry_warn,
+            },
             input,
-            tag_prefix: self.tag_prefix,
-            render,
-            color,
-            echo: self.echo,
-            timing: self.timing,
-            pipeline: self.pipeline,
-            full: self.full,
-            quiet: self.quiet,
-            compress: self.compress,
             history,
-            log: self.log,
-            log_literals: self.log_literals,
-            verbose: self.verbose,
-            show_certs: self.show_certs,
-            expiry_warn: self.expiry_warn,
+            log: self.log.map(|path| TranscriptOptions {
+                path,
+                literals: self.log_literals.into(),
+            }),
             login,
-            allow_plaintext_auth: self.allow_plaintext_auth,
-            spool_limit: self.spool_limit,
         })
     }
 }
@@ -484,7 +476,7 @@ mod tests {
 
     #[test]
     fn security_from_port_scheme_and_flags() {
-        let s = |a: &[&str]| settings(a).unwrap().security;
+        let s = |a: &[&str]| settings(a).unwrap().session.security;
         assert_eq!(s(&["h"]), Security::Plain);
         assert_eq!(s(&["h:993"]), Security::Tls);
         assert_eq!(s(&["imaps://h"]), Security::Tls);
@@ -507,7 +499,7 @@ mod tests {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            settings(&["h"]).unwrap().spool_limit,
+            settings(&["h"]).unwrap().session.spool_limit,
             crate::io::fileliteral::SPOOL_LIMIT
         );
     }
@@ -517,13 +509,16 @@ mod tests {
         assert!(settings(&["--timeout", "0", "h"]).is_err());
         assert!(settings(&["--timeout=-1", "h"]).is_err());
         assert_eq!(
-            settings(&["--timeout", "1.5", "h"]).unwrap().timeout,
+            settings(&["--timeout", "1.5", "h"])
+                .unwrap()
+                .session
+                .timeout,
             Some(Duration::from_millis(1500))
         );
         assert!(settings(&["--tag-prefix", "a b", "h"]).is_err());
         assert!(settings(&["--tag-prefix", "", "h"]).is_err());
         assert!(settings(&["--cafile", "/nonexistent/ca.pem", "h:993"]).is_err());
-        assert_eq!(settings(&["h"]).unwrap().servername, "h");
+        assert_eq!(settings(&["h"]).unwrap().tls.servername, "h");
         assert_eq!(settings(&["--no-history", "h"]).unwrap().history, None);
         assert_eq!(
             settings(&["--history", "/x/h", "h"]).unwrap().history,
@@ -532,16 +527,20 @@ mod tests {
         assert!(Cli::try_parse_from(["imaptalk", "--history", "f", "--no-history", "h"]).is_err());
         assert!(Cli::try_parse_from(["imaptalk", "--log-literals", "size", "h"]).is_err());
         let s = settings(&["--log", "/x/t", "--log-literals", "size", "h"]).unwrap();
+        let log = s.log.unwrap();
         assert_eq!(
-            (s.log, s.log_literals),
-            (Some(PathBuf::from("/x/t")), Literals::Size)
+            (log.path, log.literals),
+            (PathBuf::from("/x/t"), Literals::Size)
         );
-        assert_eq!(settings(&["h"]).unwrap().log_literals, Literals::Full);
+        let log = settings(&["--log", "/x/t", "h"]).unwrap().log.unwrap();
+        assert_eq!(log.literals, Literals::Full);
+        assert!(settings(&["h"]).unwrap().log.is_none());
         let e = settings(&["--show-certs", "h"]).unwrap_err();
         assert!(e.to_string().contains("--starttls"), "{e}");
         assert!(settings(&["--expiry-warn", "3", "h:143"]).is_err());
         let s = settings(&["-v", "--show-certs", "--expiry-warn", "30", "h:993"]).unwrap();
-        assert!(s.verbose && s.show_certs && s.expiry_warn == Some(30));
+        assert!(s.diag.verbose && s.diag.show_certs && s.diag.expiry_warn == Some(30));
+        assert!(s.connect.verbose);
         assert!(Cli::try_parse_from(["imaptalk", "--show-certs", "-c", "NOOP", "h:993"]).is_err());
         // -u: plaintext to another machine is refused before connecting.
         let e = settings(&["-u", "bob", "mail.example.com"]).unwrap_err();
@@ -568,6 +567,7 @@ mod tests {
         assert_eq!(
             settings(&["--servername", "imap.test", "127.0.0.1:993"])
                 .unwrap()
+                .tls
                 .servername,
             "imap.test"
         );

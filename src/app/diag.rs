@@ -6,7 +6,6 @@
 //! the output asked for and goes to stdout.
 
 use crate::app::certinfo;
-use crate::app::cli::Settings;
 use crate::io::tcp::Tcp;
 use crate::io::tls::{Presented, TlsInfo, TlsSetup, Verdict};
 use crate::text::duration;
@@ -14,8 +13,19 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Duration;
 
+/// What to report about the connection.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiagOptions {
+    /// `-v`: connection and TLS details on stderr.
+    pub verbose: bool,
+    /// `--show-certs`: print the chain as PEM and exit.
+    pub show_certs: bool,
+    /// `--expiry-warn`: exit 5 when a certificate expires within this many days.
+    pub expiry_warn: Option<u32>,
+}
+
 /// `-v`: the address actually connected to.
-pub fn connected(settings: &Settings, tcp: &Tcp, tls_follows: bool) {
+pub fn connected(settings: &DiagOptions, tcp: &Tcp, tls_follows: bool) {
     if !settings.verbose {
         return;
     }
@@ -37,7 +47,7 @@ pub fn connected(settings: &Settings, tcp: &Tcp, tls_follows: bool) {
 /// `--expiry-warn`. Returns whether a certificate expires within the
 /// warning period.
 pub fn handshake_done(
-    settings: &Settings,
+    settings: &DiagOptions,
     tls: &TlsSetup,
     info: Option<&TlsInfo>,
     took: Duration,

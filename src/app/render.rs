@@ -23,6 +23,19 @@ use std::fmt::Write as _;
 use std::io::{self, BufWriter, Stdout, Write};
 use std::sync::mpsc::Sender;
 
+/// How the server's output is shown.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputOptions {
+    /// Render server output for a person (escaped, coloured) instead of
+    /// raw bytes: stdout is a terminal and `--raw` was not given.
+    pub render: bool,
+    pub color: bool,
+    /// `--full`: on a terminal, show long literals in full.
+    pub full: bool,
+    /// `--quiet`: no progress bar for big literals.
+    pub quiet: bool,
+}
+
 /// Where rendered text goes.
 pub enum TextSink {
     /// Straight to stdout (script mode on a terminal).

@@ -29,11 +29,7 @@ impl Target {
 
     /// `host:port`, bracketing IPv6 addresses, for messages.
     pub fn display(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        crate::io::tcp::host_port(&self.host, self.port)
     }
 }
 

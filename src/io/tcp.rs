@@ -1,13 +1,40 @@
 //! The TCP connection to the server: name resolution, every address
 //! tried in turn, keepalive.
 
-use crate::app::cli::Settings;
 use crate::error;
 use crate::text::{io_text, secs};
 use anyhow::Result;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+
+/// Where to connect, and how patiently.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// A name or an address, without brackets.
+    pub host: String,
+    pub port: u16,
+    /// `--timeout`: for resolving and connecting together.
+    pub timeout: Option<Duration>,
+    /// `-v`: each address that refused is reported.
+    pub verbose: bool,
+}
+
+impl ConnectOptions {
+    /// `host:port`, for messages.
+    pub fn display(&self) -> String {
+        host_port(&self.host, self.port)
+    }
+}
+
+/// `host:port`, bracketing IPv6 addresses.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
 
 /// A connected socket, and how it got there (for `-v`).
 pub struct Tcp {
@@ -19,8 +46,7 @@ pub struct Tcp {
 }
 
 /// Resolves and connects, trying every address the name has.
-pub async fn connect_tcp(settings: &Settings) -> Result<Tcp> {
-    let t = &settings.target;
+pub async fn connect_tcp(t: &ConnectOptions) -> Result<Tcp> {
     let work = async {
         let addrs: Vec<_> = tokio::net::lookup_host((t.host.as_str(), t.port))
             .await
@@ -40,7 +66,7 @@ pub async fn connect_tcp(settings: &Settings) -> Result<Tcp> {
                     });
                 }
                 Err(e) => {
-                    if settings.verbose {
+                    if t.verbose {
                         error::say(&format!(
                             "imaptalk: cannot connect to {addr}: {}",
                             io_text(&e)
@@ -59,7 +85,7 @@ pub async fn connect_tcp(settings: &Settings) -> Result<Tcp> {
             None => error::connect(format!("cannot resolve '{}': no addresses", t.host)),
         })
     };
-    match settings.timeout {
+    match t.timeout {
         Some(d) => tokio::time::timeout(d, work).await.map_err(|_| {
             error::connect(format!(
                 "timed out after {} connecting to {}",

@@ -1,11 +1,11 @@
 //! TLS: the client configuration, certificate verification (and what the
 //! server presented, for `-v`), the handshake with readable errors.
 
-use crate::app::cli::Settings;
 use crate::error;
 use crate::text::{date, io_text, secs};
 use anyhow::Result;
 use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -21,6 +21,17 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{
     self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+
+/// How the server's certificate is checked.
+#[derive(Clone, Debug)]
+pub struct TlsOptions {
+    /// `--cafile`: more CA certificates to trust, beside the system's.
+    pub cafile: Option<PathBuf>,
+    /// `--insecure`: the certificate is not verified at all.
+    pub insecure: bool,
+    /// The name to verify (and send as SNI unless it is an IP address).
+    pub servername: String,
+}
 
 /// What a TLS handshake needs: the client configuration and the name to
 /// verify. Built once, used for implicit TLS or for STARTTLS.
@@ -38,7 +49,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 impl TlsSetup {
-    pub fn new(settings: &Settings) -> Result<TlsSetup> {
+    pub fn new(settings: &TlsOptions) -> Result<TlsSetup> {
         let provider = provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -183,7 +194,7 @@ impl ServerCertVerifier for Recorder {
 
 /// The system's roots plus `--cafile`. Roots that fail to load are a
 /// warning; only an empty store is an error.
-fn roots(settings: &Settings) -> Result<RootCertStore> {
+fn roots(settings: &TlsOptions) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for e in &native.errors {

@@ -34,16 +34,23 @@ use crate::text::{civil, io_text};
 use anyhow::Result;
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `--log-literals`: what of a literal's data the transcript keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Literals {
     /// The data, escaped, split at its line ends.
     Full,
     /// Only the size (messages can be large, or private).
     Size,
+}
+
+/// `--log FILE` and `--log-literals`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranscriptOptions {
+    pub path: PathBuf,
+    pub literals: Literals,
 }
 
 /// What the session is sending, for [`Transcript::client`].

@@ -3,7 +3,7 @@
 //! the parts of a command line that follow each file's data.
 
 use super::{Feed, Session};
-use crate::app::cli::Input;
+use crate::core::options::Input;
 use crate::error;
 use crate::io::fileliteral::FileLiteral;
 use crate::protocol::literal::Split;
@@ -47,7 +47,7 @@ impl Session {
             let f = if path == b"-" {
                 self.open_stdin()?
             } else {
-                FileLiteral::open(path, self.settings.spool_limit).map_err(error::usage)?
+                FileLiteral::open(path, self.settings.session.spool_limit).map_err(error::usage)?
             };
             files.push(f);
         }
@@ -106,7 +106,7 @@ impl Session {
         FileLiteral::spooled(
             "{@-}".to_string(),
             &mut stdin.lock(),
-            self.settings.spool_limit,
+            self.settings.session.spool_limit,
         )
         .map_err(error::usage)
     }

@@ -4,8 +4,8 @@
 //! a fresh IDLE before the server's 30-minute limit (RFC 2177).
 
 use super::{Session, Stop};
-use crate::app::cli::Input;
 use crate::app::meta::{self, Meta, Request};
+use crate::core::options::Input;
 use crate::error;
 use crate::protocol::command;
 use crate::protocol::framer::Status;
@@ -211,13 +211,13 @@ impl Session {
         idle.done_sent = true;
         idle.renewing = renew;
         let tag = idle.tag.clone();
-        if renew && self.settings.render {
+        if renew && self.settings.output.render {
             self.out.notice(&format!(
                 "ending {tag} IDLE to start a new one (servers may drop an IDLE after 30 minutes, RFC 2177)"
             ));
         }
         self.conn.send(b"DONE\r\n").await?;
-        if self.settings.echo {
+        if self.settings.session.echo {
             self.out.echo("DONE");
         }
         self.cont_ready = false;

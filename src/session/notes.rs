@@ -11,7 +11,7 @@ impl Session {
     /// The note shown after this line in terminal rendering, if any: only
     /// on the line that ends a response.
     pub(super) fn note_for(&self, ev: &Event) -> Option<String> {
-        if !self.settings.render {
+        if !self.settings.output.render {
             return None;
         }
         let Event::Line {
@@ -44,7 +44,7 @@ impl Session {
     /// `a3 28.1 ms SELECT`. At the prompt the rendered completion already
     /// shows it.
     pub(super) fn report_timing(&mut self, o: &Outstanding) {
-        if !self.settings.timing || (self.prompt.is_some() && self.settings.render) {
+        if !self.settings.session.timing || (self.prompt.is_some() && self.settings.output.render) {
             return;
         }
         let ms = o.started.elapsed().as_secs_f64() * 1000.0;

@@ -6,7 +6,7 @@
 
 use super::Session;
 use crate::app::auth;
-use crate::app::cli::Security;
+use crate::core::options::Security;
 use crate::core::sasl::{self, Mechanism, Secret};
 use crate::error;
 use crate::io::transcript::Sending;
@@ -29,7 +29,7 @@ pub(super) enum Reply {
 impl Session {
     /// Everything between STARTTLS and the first line of input.
     pub(super) async fn after_greeting(&mut self) -> Result<()> {
-        if self.settings.security == Security::StartTls && self.settings.verbose {
+        if self.settings.session.security == Security::StartTls && self.settings.diag.verbose {
             // Capabilities seen before TLS are not to be trusted (RFC 9051
             // §6.2.1): show the ones the server states over TLS.
             let caps = self.capability().await?;
@@ -70,9 +70,10 @@ impl Session {
             .peer
             .parse::<std::net::SocketAddr>()
             .is_ok_and(|a| a.ip().to_canonical().is_loopback());
-        if !self.conn.is_tls() && !local && !self.settings.allow_plaintext_auth {
-            let why = auth::plaintext_refusal(Security::Plain, &self.conn.peer, false, what)
-                .unwrap_or_default();
+        if !self.conn.is_tls() && !local && !self.settings.session.allow_plaintext_auth {
+            let why =
+                auth::plaintext_refusal(auth::Channel::Plaintext, &self.conn.peer, false, what)
+                    .unwrap_or_default();
             return Err(error::usage(why));
         }
         if self.caps.list().is_empty() {
@@ -81,7 +82,7 @@ impl Session {
         let shown_user = escape_str(user);
         let mech = sasl::choose(login.source.is_oauth2(), &self.caps)
             .map_err(|e| error::refused(format!("cannot log in as {shown_user}: {e}")))?;
-        if self.settings.verbose {
+        if self.settings.diag.verbose {
             let how = match mech {
                 Mechanism::Login => "LOGIN".to_string(),
                 m if self.caps.has("SASL-IR") => format!("AUTHENTICATE {} with SASL-IR", m.name()),
@@ -155,7 +156,7 @@ impl Session {
         user: &str,
         secret: &Secret,
     ) -> Result<Option<String>> {
-        let t = &self.settings.target;
+        let t = &self.settings.connect;
         let ir = sasl::initial_response(mech, user, secret, &t.host, t.port);
         let tag = self.tagger.take(|_| false);
         let name = mech.name();
@@ -210,7 +211,7 @@ impl Session {
         sending: Sending<'_>,
         echo: Option<&str>,
     ) -> Result<()> {
-        if self.settings.echo
+        if self.settings.session.echo
             && let Some(shown) = echo
         {
             self.out.echo(shown);
