@@ -13,7 +13,8 @@
 //!   - [`protocol::framer`]: the server's bytes into response events,
 //!     literals included, in bounded memory. The heart of the tool.
 //!   - [`protocol::command`]: typed lines into wire commands: tags,
-//!     literals, masking.
+//!     literals, masking; [`protocol::command::Verb`] and the one table of
+//!     what imaptalk knows of each command (`VERBS`).
 //!   - [`protocol::caps`]: what the server advertised (CAPABILITY, ENABLED).
 //!   - [`protocol::mutf7`]: modified UTF-7 mailbox names, decoded for people.
 //!   - [`protocol::astring`]: astrings and mailbox names quoted for the

@@ -6,7 +6,7 @@
 
 use crate::app::meta;
 use crate::protocol::astring::{listed_mailbox, quote_mailbox};
-use crate::protocol::command::is_command;
+use crate::protocol::command::{Arg, Verb};
 use crate::text::{escape_str, shown_as_is};
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
@@ -20,58 +20,14 @@ use std::sync::{Arc, Mutex};
 /// What this session has learned from the server.
 #[derive(Debug, Default)]
 pub struct Known {
-    /// Command names the server's CAPABILITY makes available.
-    pub commands: BTreeSet<String>,
+    /// The commands completion offers by the server's latest CAPABILITY
+    /// (the table's `Offer`); before any, those every server has.
+    pub commands: BTreeSet<Verb>,
     /// Mailbox names from LIST and LSUB responses.
     pub mailboxes: BTreeSet<String>,
 }
 
 pub type Shared = Arc<Mutex<Known>>;
-
-/// The commands every server has (RFC 9051 and RFC 3501).
-const BASE: &[&str] = &[
-    "APPEND",
-    "AUTHENTICATE",
-    "CAPABILITY",
-    "CHECK",
-    "CLOSE",
-    "COPY",
-    "CREATE",
-    "DELETE",
-    "ENABLE",
-    "EXAMINE",
-    "EXPUNGE",
-    "FETCH",
-    "IDLE",
-    "LIST",
-    "LOGIN",
-    "LOGOUT",
-    "LSUB",
-    "MOVE",
-    "NAMESPACE",
-    "NOOP",
-    "RENAME",
-    "SEARCH",
-    "SELECT",
-    "STARTTLS",
-    "STATUS",
-    "STORE",
-    "SUBSCRIBE",
-    "UID",
-    "UNSELECT",
-    "UNSUBSCRIBE",
-];
-
-/// Commands that come with a capability of another name.
-const BY_CAPABILITY: &[(&str, &[&str])] = &[
-    ("QUOTA", &["GETQUOTA", "GETQUOTAROOT", "SETQUOTA"]),
-    (
-        "ACL",
-        &["GETACL", "SETACL", "DELETEACL", "LISTRIGHTS", "MYRIGHTS"],
-    ),
-    ("METADATA", &["GETMETADATA", "SETMETADATA"]),
-    ("METADATA-SERVER", &["GETMETADATA", "SETMETADATA"]),
-];
 
 const FETCH_ITEMS: &[&str] = &[
     "ALL",
@@ -106,8 +62,6 @@ const STORE_ITEMS: &[&str] = &[
     "-FLAGS.SILENT",
 ];
 
-const UID_COMMANDS: &[&str] = &["FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE"];
-
 const STATUS_ITEMS: &[&str] = &[
     "MESSAGES",
     "UNSEEN",
@@ -117,18 +71,6 @@ const STATUS_ITEMS: &[&str] = &[
     "RECENT",
     "DELETED",
 ];
-
-/// Commands whose arguments (all, or from the second on) are mailboxes.
-fn mailbox_arg(command: &str, arg: usize) -> bool {
-    match command {
-        "SELECT" | "EXAMINE" | "CREATE" | "DELETE" | "RENAME" | "SUBSCRIBE" | "UNSUBSCRIBE"
-        | "STATUS" | "APPEND" | "GETQUOTAROOT" | "MYRIGHTS" | "GETACL" => {
-            arg == 0 || (command == "RENAME" && arg == 1)
-        }
-        "COPY" | "MOVE" => arg == 1,
-        _ => false,
-    }
-}
 
 /// Records what a server line teaches: capabilities and mailbox names.
 /// `line` is the first line of a response, CRLF included or not.
@@ -144,25 +86,21 @@ pub fn learn(known: &Shared, line: &[u8]) {
     }
 }
 
-/// Command names from `* CAPABILITY …` or a `[CAPABILITY …]` response code
-/// (the latest list replaces the earlier: capabilities change after
-/// STARTTLS and LOGIN).
-fn capabilities(line: &str) -> Option<BTreeSet<String>> {
-    let list = crate::protocol::caps::parse(line)?;
-    let mut out = BTreeSet::new();
-    for cap in list {
-        let cap = cap.to_ascii_uppercase();
-        let base = cap.split('=').next().unwrap_or("");
-        if let Some((_, cmds)) = BY_CAPABILITY.iter().find(|(c, _)| *c == base) {
-            out.extend(cmds.iter().map(|c| c.to_string()));
-        } else if (is_command(base.as_bytes()) || base.starts_with('X'))
-            && !BASE.contains(&base)
-            && base.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            out.insert(base.to_string());
-        }
-    }
-    Some(out)
+/// The commands `* CAPABILITY …` or a `[CAPABILITY …]` response code make
+/// available (the latest list replaces the earlier: capabilities change
+/// after STARTTLS and LOGIN). Only commands of the table: a capability is
+/// not a command of its name (ESEARCH names a form of SEARCH results; the
+/// ESEARCH command comes with MULTISEARCH).
+fn capabilities(line: &str) -> Option<BTreeSet<Verb>> {
+    let names: Vec<String> = crate::protocol::caps::parse(line)?
+        .iter()
+        .map(|cap| {
+            let base = cap.split('=').next().unwrap_or("");
+            base.to_ascii_uppercase()
+        })
+        .collect();
+    let advertised = |name: &str| names.iter().any(|n| n == name);
+    Some(Verb::all().filter(|v| v.offered(&advertised)).collect())
 }
 
 /// The editor's helper: completion, hints, dimmed hints.
@@ -202,29 +140,33 @@ fn words(before: &str) -> (Vec<String>, usize) {
     (done, start)
 }
 
+fn is_command(word: &str) -> bool {
+    Verb::parse(word.as_bytes()) != Verb::Other
+}
+
 /// The command in `words`: its name in upper case (`FETCH` for `UID
 /// FETCH`), how many words precede its arguments (tag, UID included), and
 /// whether it is a UID command.
 fn command_words(words: &[String]) -> (Option<String>, usize, bool) {
     let mut head = 0;
     if let Some(first) = words.first()
-        && !is_command(first.as_bytes())
+        && !is_command(first)
         && !first.starts_with('\\')
         && words.len() >= 2
-        && is_command(words[1].as_bytes())
+        && is_command(&words[1])
     {
         head = 1;
     }
     let Some(c) = words.get(head) else {
         return (None, head, false);
     };
-    if words.len() == 1 && !is_command(c.as_bytes()) && !c.starts_with('\\') {
+    if words.len() == 1 && !is_command(c) && !c.starts_with('\\') {
         // A typed tag: the command comes next.
         return (None, 1, false);
     }
     let name = c.to_ascii_uppercase();
     head += 1;
-    if name == "UID"
+    if Verb::parse(name.as_bytes()) == Verb::Uid
         && let Some(sub) = words.get(head)
     {
         return (Some(sub.to_ascii_uppercase()), head + 1, true);
@@ -258,11 +200,27 @@ fn matching(candidates: impl IntoIterator<Item = String>, typed: &str) -> Vec<Pa
 }
 
 impl ReplHelper {
-    fn command_names(&self) -> Vec<String> {
+    /// The commands to offer, in the order of their names: those every
+    /// server has, and those the server's capabilities add.
+    fn offered(&self) -> Vec<Verb> {
         let k = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        let mut names: BTreeSet<String> = BASE.iter().map(|s| s.to_string()).collect();
-        names.extend(k.commands.iter().cloned());
-        names.into_iter().collect()
+        Verb::all()
+            .filter(|v| v.offered(&|_| false) || k.commands.contains(v))
+            .collect()
+    }
+
+    fn command_names(&self) -> Vec<String> {
+        let names = self.offered().into_iter().filter_map(Verb::name);
+        names.map(str::to_string).collect()
+    }
+
+    /// The commands UID may precede (`UID FETCH`).
+    fn uid_commands(&self) -> Vec<String> {
+        let uid = self
+            .offered()
+            .into_iter()
+            .filter(|v| v.uid_syntax().is_some());
+        uid.filter_map(Verb::name).map(str::to_string).collect()
     }
 
     /// Candidates for the word at `start..pos`.
@@ -278,21 +236,22 @@ impl ReplHelper {
         let (name, head, _) = command_words(&done);
         let args = &done[head.min(done.len())..];
         let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let list = match name.as_deref() {
-            None if typed.starts_with('\\') => {
+        let verb = name.as_deref().map(|n| Verb::parse(n.as_bytes()));
+        let list = match (name.as_deref(), verb) {
+            (None, _) if typed.starts_with('\\') => {
                 owned(&meta::METAS.iter().map(|m| m.0).collect::<Vec<_>>())
             }
-            None => {
+            (None, _) => {
                 // The first word, or the second after a typed tag.
                 self.command_names()
             }
-            Some("\\HELP") if args.is_empty() => self.command_names(),
-            Some("UID") => owned(UID_COMMANDS),
-            Some(_) if typed.starts_with('\\') => owned(FLAGS),
-            Some("FETCH") if !args.is_empty() => owned(FETCH_ITEMS),
-            Some("STORE") if args.len() == 1 => owned(STORE_ITEMS),
-            Some("STATUS") if args.len() == 1 => owned(STATUS_ITEMS),
-            Some(n) if mailbox_arg(n, args.len()) => {
+            (Some("\\HELP"), _) if args.is_empty() => self.command_names(),
+            (_, Some(Verb::Uid)) => self.uid_commands(),
+            (Some(_), _) if typed.starts_with('\\') => owned(FLAGS),
+            (_, Some(v)) if v.arg(args.len()) == Arg::FetchItems => owned(FETCH_ITEMS),
+            (_, Some(v)) if v.arg(args.len()) == Arg::StoreItems => owned(STORE_ITEMS),
+            (_, Some(v)) if v.arg(args.len()) == Arg::StatusItems => owned(STATUS_ITEMS),
+            (_, Some(v)) if v.arg(args.len()) == Arg::Mailbox => {
                 let k = self.known.lock().unwrap_or_else(|e| e.into_inner());
                 // The name goes in as the server knows it (modified UTF-7);
                 // its decoded form is shown, and may be typed to find it.
@@ -435,26 +394,46 @@ mod tests {
     fn learns_capabilities_and_mailboxes() {
         let h = helper();
         let k = h.known.lock().unwrap();
-        assert!(k.commands.contains("GETQUOTAROOT") && k.commands.contains("XLIST"));
-        assert!(k.commands.contains("COMPRESS"));
-        assert!(!k.commands.contains("LITERAL+") && !k.commands.contains("IMAP4REV1"));
+        assert!(k.commands.contains(&Verb::GetQuotaRoot) && k.commands.contains(&Verb::Xlist));
+        assert!(k.commands.contains(&Verb::Compress));
+        assert!(!k.commands.contains(&Verb::GetAcl) && !k.commands.contains(&Verb::Other));
         let boxes: Vec<_> = k.mailboxes.iter().cloned().collect();
         assert_eq!(boxes, ["&ZeVnLIqe-", "Archive.2024", "INBOX", "Sent Items"]);
         drop(k);
-        learn(&h.known, b"a1 OK [CAPABILITY IMAP4rev1 XFOO] Logged in\r\n");
-        let cmds: Vec<_> = h.known.lock().unwrap().commands.iter().cloned().collect();
-        assert_eq!(cmds, ["XFOO"]);
+        // The latest list replaces the earlier one.
+        learn(&h.known, b"a1 OK [CAPABILITY IMAP4rev1 acl] Logged in\r\n");
+        let k = h.known.lock().unwrap();
+        assert!(k.commands.contains(&Verb::MyRights) && !k.commands.contains(&Verb::Xlist));
+    }
+
+    #[test]
+    fn only_commands_are_completed_never_capabilities_of_another_name() {
+        let h = helper();
+        // Gmail's and Dovecot's capability lists: ESEARCH and X-GM-EXT-1
+        // name no command, and a server answers BAD to them.
         learn(
             &h.known,
-            b"* OK [CAPABILITY IMAP4rev1 XAPPLEPUSHSERVICE] hi\r\n",
+            b"* CAPABILITY IMAP4rev1 ESEARCH X-GM-EXT-1 XAPPLEPUSHSERVICE CONDSTORE SPECIAL-USE\r\n",
         );
-        assert!(
-            h.known
-                .lock()
-                .unwrap()
-                .commands
-                .contains("XAPPLEPUSHSERVICE")
-        );
+        for typed in ["ESE", "X", "CON", "SPEC", "IMAP"] {
+            assert_eq!(complete(&h, typed).1, Vec::<String>::new(), "{typed}");
+        }
+        assert_eq!(complete(&h, "x1 ES").1, Vec::<String>::new());
+        // The ESEARCH command comes with MULTISEARCH.
+        learn(&h.known, b"* CAPABILITY IMAP4rev1 ESEARCH MULTISEARCH\r\n");
+        assert_eq!(complete(&h, "ESE").1, ["ESEARCH"]);
+        // Extension commands go only with their capability; base ones always.
+        assert_eq!(complete(&h, "GETQ").1, Vec::<String>::new());
+        assert_eq!(complete(&h, "UNS").1, ["UNSELECT", "UNSUBSCRIBE"]);
+        assert_eq!(complete(&h, "UNA").1, Vec::<String>::new());
+        // A server that says nothing of its capabilities gets the base ones.
+        let bare = ReplHelper {
+            known: Arc::default(),
+            color: false,
+        };
+        assert_eq!(complete(&bare, "NO").1, ["NOOP"]);
+        assert_eq!(complete(&bare, "ES").1, Vec::<String>::new());
+        assert_eq!(complete(&bare, "UID S").1, ["SEARCH", "STORE"]);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use crate::app::complete::{ReplHelper, Shared};
 use crate::app::meta::{self, Meta, Request};
+use crate::protocol::command::Verb;
 use crate::session::Input;
 use anyhow::{Context, Result};
 use rustyline::error::ReadlineError;
@@ -361,11 +362,14 @@ fn run_meta(line: &str) -> Meta {
     }
 }
 
-/// LOGIN and AUTHENTICATE lines carry secrets, with or without a tag.
+/// Lines of commands that never enter history (LOGIN, AUTHENTICATE: they
+/// carry secrets), with or without a tag. Either of the first two words
+/// counts, even where the line would not be read as a tagged command: a
+/// password kept by mistake costs more than a line missing from history.
 fn is_secret(line: &str) -> bool {
     line.split_whitespace()
         .take(2)
-        .any(|w| w.eq_ignore_ascii_case("LOGIN") || w.eq_ignore_ascii_case("AUTHENTICATE"))
+        .any(|w| Verb::parse(w.as_bytes()).never_history())
 }
 
 #[cfg(test)]

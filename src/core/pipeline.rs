@@ -2,7 +2,8 @@
 //! for each completion, and match the completions to commands by tag.
 //!
 //! Pipelining is only safe where no later command depends on how an
-//! earlier one ends, so some commands are sent *alone*: everything sent
+//! earlier one ends, so some commands are sent *alone* (the table's
+//! `alone_in_pipeline`, `command::Verb`): everything sent
 //! before them completes first, and nothing is sent after them until they
 //! complete. They are the commands that change the connection or the
 //! session state (STARTTLS, COMPRESS, LOGIN, AUTHENTICATE, LOGOUT, SELECT
@@ -17,7 +18,7 @@
 //! At most [`WINDOW`] commands are in flight, so a huge script cannot make
 //! either side buffer without bound.
 
-use crate::protocol::command::{self, Tagger};
+use crate::protocol::command::{self, Tagger, Verb};
 use crate::protocol::framer::strip_line_end;
 
 /// The most commands in flight at once.
@@ -34,23 +35,11 @@ pub enum Next<'a> {
     End,
 }
 
-/// Whether a command is sent alone (see the module documentation).
+/// Whether a command, by the name [`command::Prepared::name`] holds, is
+/// sent alone (see the module documentation and
+/// [`command::Prepared::alone_in_pipeline`]).
 pub fn alone(name: &str, has_literal: bool) -> bool {
-    has_literal
-        || command::takes_continuation(name)
-        || matches!(
-            name,
-            "STARTTLS"
-                | "COMPRESS"
-                | "LOGIN"
-                | "LOGOUT"
-                | "ENABLE"
-                | "SELECT"
-                | "EXAMINE"
-                | "CLOSE"
-                | "UNSELECT"
-                | "UNAUTHENTICATE"
-        )
+    has_literal || Verb::of_name(name).alone_in_pipeline()
 }
 
 /// Whether the next input may be sent while `in_flight` commands are
@@ -83,7 +72,7 @@ fn line_alone(line: &[u8]) -> bool {
         return true;
     }
     match command::prepare(line, &mut Tagger::new("p"), |_| false) {
-        Ok(p) => alone(&p.name, p.literal.is_some()),
+        Ok(p) => p.alone_in_pipeline(),
         Err(_) => true,
     }
 }

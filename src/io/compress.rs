@@ -10,6 +10,7 @@
 //! first input of the decompressor.
 
 use crate::io::READ_SIZE;
+use crate::protocol::command::{Effect, Verb};
 use crate::text::size;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use std::io;
@@ -291,12 +292,18 @@ impl Auto {
         }
     }
 
-    /// Every command the session sends, by name.
+    /// Every command the session sends, by the name `Prepared::name` holds.
     pub fn sending(&mut self, name: &str) {
-        if matches!(name, "LOGIN" | "AUTHENTICATE") {
+        self.sending_verb(Verb::of_name(name));
+    }
+
+    /// Every command the session sends.
+    pub fn sending_verb(&mut self, verb: Verb) {
+        if verb.effect() == Effect::LogsIn {
+            // Capabilities change once logged in: ask again.
             self.offered = None;
         }
-        if name == "COMPRESS" {
+        if verb == Verb::Compress {
             self.state = AutoState::Done;
         }
     }
@@ -487,7 +494,7 @@ mod tests {
         assert_eq!(a.logged_in(), None);
 
         let mut a = Auto::new(true);
-        a.sending("AUTHENTICATE");
+        a.sending_verb(Verb::Authenticate);
         saw(
             &mut a,
             caps,

@@ -312,16 +312,20 @@ fn meta_login_sends_an_8bit_password_as_a_literal() {
 
 #[test]
 fn tab_completes_learned_mailboxes_and_capability_commands_and_hints_show_syntax() {
+    // QUOTA brings its commands; ESEARCH is a capability only (the ESEARCH
+    // command needs MULTISEARCH), so `ESE` + Tab leaves `ESE` as typed.
     let server = ScriptedServer::start(vec![
-        send("* OK [CAPABILITY IMAP4rev1 XFROB] ready\n"),
+        send("* OK [CAPABILITY IMAP4rev1 ESEARCH QUOTA] ready\n"),
         expect("a1 LIST \"\" *"),
         send("* LIST (\\HasNoChildren) \"/\" \"Sent Items\"\n* LIST () \"/\" INBOX\na1 OK done\n"),
         expect("a2 SELECT \"Sent Items\""),
         send("a2 OK [READ-WRITE] selected\n"),
-        expect("a3 XFROB"),
-        send("a3 OK frobbed\n"),
-        expect("a4 LOGOUT"),
-        send("a4 OK bye\n"),
+        expect("a3 GETQUOTAROOT"),
+        send("a3 OK quota\n"),
+        expect("a4 ESE"),
+        send("a4 BAD no such command\n"),
+        expect("a5 LOGOUT"),
+        send("a5 OK bye\n"),
         Step::Close,
     ]);
     let mut p = spawn(&["--no-history", &local(server.port())]);
@@ -335,13 +339,19 @@ fn tab_completes_learned_mailboxes_and_capability_commands_and_hints_show_syntax
     p.send("\r").unwrap();
     p.flush().unwrap();
     p.exp_string("Sent Items a3> ").unwrap();
-    p.send("XF\t").unwrap();
+    p.send("GETQUOTAR\t").unwrap();
     p.flush().unwrap();
-    p.exp_string("XFROB").unwrap();
+    p.exp_string("GETQUOTAROOT").unwrap();
     p.send("\r").unwrap();
     p.flush().unwrap();
-    p.exp_string("a3 OK frobbed").unwrap();
+    p.exp_string("a3 OK quota").unwrap();
     p.exp_string("a4> ").unwrap();
+    // Nothing to complete: the line goes out as typed (the server script
+    // fails on `a4 ESEARCH`).
+    p.send("ESE\t\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("a4 BAD no such command").unwrap();
+    p.exp_string("a5> ").unwrap();
     // The hint: the syntax of what is being typed, after the cursor.
     p.send("UID FETCH ").unwrap();
     p.flush().unwrap();
@@ -350,7 +360,7 @@ fn tab_completes_learned_mailboxes_and_capability_commands_and_hints_show_syntax
     // ahead of the next one); nothing of it is sent.
     p.send_control('u').unwrap();
     p.send_control('d').unwrap();
-    p.exp_string("a4 OK bye").unwrap();
+    p.exp_string("a5 OK bye").unwrap();
     p.exp_eof().unwrap();
     server.finish().assert_ok();
 }
