@@ -6,7 +6,7 @@
 
 use crate::app::meta;
 use crate::protocol::astring::{listed_mailbox, quote_mailbox};
-use crate::protocol::command::{Arg, Verb};
+use crate::protocol::command::{Arg, Verb, is_command};
 use crate::text::{escape_str, shown_as_is};
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
@@ -140,27 +140,23 @@ fn words(before: &str) -> (Vec<String>, usize) {
     (done, start)
 }
 
-fn is_command(word: &str) -> bool {
-    Verb::parse(word.as_bytes()) != Verb::Other
-}
-
 /// The command in `words`: its name in upper case (`FETCH` for `UID
 /// FETCH`), how many words precede its arguments (tag, UID included), and
 /// whether it is a UID command.
 fn command_words(words: &[String]) -> (Option<String>, usize, bool) {
     let mut head = 0;
     if let Some(first) = words.first()
-        && !is_command(first)
+        && !is_command(first.as_bytes())
         && !first.starts_with('\\')
         && words.len() >= 2
-        && is_command(&words[1])
+        && is_command(words[1].as_bytes())
     {
         head = 1;
     }
     let Some(c) = words.get(head) else {
         return (None, head, false);
     };
-    if words.len() == 1 && !is_command(c) && !c.starts_with('\\') {
+    if words.len() == 1 && !is_command(c.as_bytes()) && !c.starts_with('\\') {
         // A typed tag: the command comes next.
         return (None, 1, false);
     }

@@ -761,6 +761,7 @@ impl Verb {
     }
 }
 
+/// Whether a word (in any case) names a command imaptalk knows.
 pub fn is_command(word: &[u8]) -> bool {
     Verb::parse(word) != Verb::Other
 }
