@@ -8,7 +8,6 @@
 //!   certificate, in its three notations (a line, a terminal, a record);
 //!   sizes, durations, seconds, dates, I/O errors as people read them.
 //! - [`error`]: failure classes and exit codes.
-//! - [`b64`]: base64 for SASL and certificates.
 //! - [`protocol`]: IMAP without IO.
 //!   - [`protocol::framer`]: the server's bytes into response events,
 //!     literals included, in bounded memory. The heart of the tool.
@@ -66,7 +65,6 @@
 #![cfg_attr(not(test), deny(clippy::print_stderr))]
 
 pub mod app;
-pub mod b64;
 pub mod core;
 pub mod error;
 pub mod io;

@@ -6,6 +6,8 @@
 //! fields are escaped before they can reach a terminal.
 
 use crate::text::escape_str;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use x509_parser::extensions::GeneralName;
 
 /// A certificate, summarized for display.
@@ -101,7 +103,7 @@ pub fn now() -> i64 {
 
 /// One certificate as PEM, 64 characters a line, as openssl writes it.
 pub fn pem(der: &[u8]) -> String {
-    let b64 = crate::b64::encode(der);
+    let b64 = STANDARD.encode(der);
     let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
     for line in b64.as_bytes().chunks(64) {
         out.push_str(&String::from_utf8_lossy(line));

@@ -5,9 +5,10 @@
 //! Secrets live in a [`Secret`] that prints as `****` and is masked in
 //! everything imaptalk repeats: `--echo`, transcripts, errors.
 
-use crate::b64;
 use crate::protocol::caps::Capabilities;
 use crate::text::escape_str;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use std::fmt;
 
 /// A password or token. Debug and Display show `****`, so a `{:?}` of the
@@ -140,7 +141,7 @@ pub fn initial_response(
         ),
     };
     let secret = Secret(raw);
-    Secret(b64::encode(secret.expose().as_bytes()))
+    Secret(STANDARD.encode(secret.expose()))
 }
 
 /// RFC 5801's saslname: `,` and `=` escaped in the GS2 header.
@@ -162,8 +163,9 @@ pub fn error_ack(mech: Mechanism) -> &'static str {
 /// `{"status":"401","schemes":"bearer","scope":"…"}`), decoded for the
 /// user; escaped and cut short, as anything from the server.
 pub fn oauth_error(challenge: &[u8]) -> String {
-    let text = match b64::decode(challenge.trim_ascii()) {
-        Some(json) if !json.is_empty() => String::from_utf8_lossy(&json).into_owned(),
+    // Padding or not: what the server meant is shown either way.
+    let text = match STANDARD_PAD_INDIFFERENT.decode(challenge.trim_ascii()) {
+        Ok(json) if !json.is_empty() => String::from_utf8_lossy(&json).into_owned(),
         _ => String::from_utf8_lossy(challenge).into_owned(),
     };
     let mut shown: String = text.chars().take(300).collect();
@@ -202,18 +204,18 @@ mod tests {
         let pw = Secret::new("pass word".into());
         let plain = initial_response(Mechanism::Plain, "alice", &pw, "h", 993);
         assert_eq!(
-            b64::decode(plain.expose().as_bytes()).unwrap(),
+            STANDARD.decode(plain.expose().as_bytes()).unwrap(),
             b"\0alice\0pass word"
         );
         let tok = Secret::new("ya29.tok".into());
         let x = initial_response(Mechanism::XOAuth2, "a@gmail.com", &tok, "h", 993);
         assert_eq!(
-            b64::decode(x.expose().as_bytes()).unwrap(),
+            STANDARD.decode(x.expose().as_bytes()).unwrap(),
             b"user=a@gmail.com\x01auth=Bearer ya29.tok\x01\x01"
         );
         let o = initial_response(Mechanism::OAuthBearer, "a,b=c", &tok, "imap.x", 993);
         assert_eq!(
-            b64::decode(o.expose().as_bytes()).unwrap(),
+            STANDARD.decode(o.expose().as_bytes()).unwrap(),
             b"n,a=a=2Cb=3Dc,\x01host=imap.x\x01port=993\x01auth=Bearer ya29.tok\x01\x01"
         );
         assert_eq!(error_ack(Mechanism::XOAuth2), "");
@@ -223,9 +225,19 @@ mod tests {
     #[test]
     fn oauth_errors_are_decoded_and_escaped() {
         let json = r#"{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}"#;
-        assert_eq!(oauth_error(b64::encode(json.as_bytes()).as_bytes()), json);
-        let hostile = b64::encode(b"{\"status\":\"\x1b[2J\"}");
+        assert_eq!(
+            oauth_error(STANDARD.encode(json.as_bytes()).as_bytes()),
+            json
+        );
+        let hostile = STANDARD.encode(b"{\"status\":\"\x1b[2J\"}");
         assert_eq!(oauth_error(hostile.as_bytes()), "{\"status\":\"\\x1b[2J\"}");
         assert_eq!(oauth_error(b"not base64!"), "not base64!");
+        // Without its padding, still decoded.
+        let unpadded = STANDARD.encode(b"{\"a\":1}");
+        assert!(unpadded.ends_with('='));
+        assert_eq!(
+            oauth_error(unpadded.trim_end_matches('=').as_bytes()),
+            "{\"a\":1}"
+        );
     }
 }

@@ -7,6 +7,8 @@
 //! are read from the one table, [`VERBS`].
 
 use crate::protocol::framer::{Announcement, FrameError, literal_announcement};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
 
 /// An IMAP command imaptalk knows (RFC 9051, RFC 3501 and the common
 /// extensions), or `Other`. A line whose first word is a known verb gets
@@ -916,7 +918,7 @@ pub fn state_argument(p: &Prepared) -> Option<String> {
                 return None;
             }
             // authzid NUL authcid NUL password: the authcid is the user.
-            let plain = crate::b64::decode(word(ir).0)?;
+            let plain = STANDARD_PAD_INDIFFERENT.decode(word(ir).0).ok()?;
             let user = plain.split(|&b| b == 0).nth(1)?;
             (!user.is_empty()).then(|| String::from_utf8_lossy(user).into_owned())
         }

@@ -11,9 +11,13 @@
 //! decoding succeeds.
 
 use crate::text::escape_str;
+use base64::engine::general_purpose::{GeneralPurpose, NO_PAD};
+use base64::{DecodeError, Engine as _, alphabet};
 use std::fmt::Write as _;
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+/// The base64 of a shift: RFC 3501's alphabet (`,` for `/`), no padding
+/// either way, and unused bits must be zero, so each run has one spelling.
+const SHIFT: GeneralPurpose = GeneralPurpose::new(&alphabet::IMAP_MUTF7, NO_PAD);
 
 fn direct(c: char) -> bool {
     (' '..='~').contains(&c)
@@ -44,20 +48,9 @@ fn shift(units: &mut Vec<u16>, out: &mut String) {
     if units.is_empty() {
         return;
     }
+    let bytes: Vec<u8> = units.drain(..).flat_map(u16::to_be_bytes).collect();
     out.push('&');
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for u in units.drain(..) {
-        acc = (acc << 16) | u32::from(u);
-        bits += 16;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(char::from(ALPHABET[((acc >> bits) & 63) as usize]));
-        }
-        acc &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(char::from(ALPHABET[((acc << (6 - bits)) & 63) as usize]));
-    }
+    SHIFT.encode_string(bytes, out);
     out.push('-');
 }
 
@@ -108,26 +101,21 @@ pub fn decode(s: &str) -> Result<String, String> {
 
 /// The characters of one base64 run (between `&` and `-`).
 fn decode_run(body: &[u8]) -> Result<Vec<char>, String> {
-    let mut units = Vec::with_capacity(body.len() * 6 / 16);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in body {
-        let Some(v) = ALPHABET.iter().position(|&a| a == c) else {
-            return Err(format!(
-                "'{}' is not a modified base64 character",
-                char::from(c)
-            ));
-        };
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 16 {
-            bits -= 16;
-            units.push(((acc >> bits) & 0xffff) as u16);
-            acc &= (1 << bits) - 1;
+    let not_whole = || "the base64 run does not end on a whole character".to_string();
+    let bytes = SHIFT.decode(body).map_err(|e| match e {
+        DecodeError::InvalidByte(_, c) => {
+            format!("'{}' is not a modified base64 character", char::from(c))
         }
+        DecodeError::InvalidPadding => "'=' is not a modified base64 character".to_string(),
+        DecodeError::InvalidLength(_) | DecodeError::InvalidLastSymbol { .. } => not_whole(),
+    })?;
+    if bytes.len() % 2 != 0 {
+        return Err(not_whole());
     }
-    if bits >= 6 || acc != 0 {
-        return Err("the base64 run does not end on a whole character".to_string());
-    }
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|p| u16::from_be_bytes([p[0], p[1]]))
+        .collect();
     let mut chars = Vec::with_capacity(units.len());
     for r in char::decode_utf16(units) {
         let ch = r.map_err(|_| "an unpaired UTF-16 surrogate".to_string())?;
@@ -238,8 +226,44 @@ mod tests {
         assert!(decode("&ZeVnLIqeA-").is_err()); // an extra character
         assert!(decode("&Jjp-").is_err()); // non-zero padding bits (☺ is &Jjo-)
         assert!(decode("&ZeV/LIqe-").is_err()); // '/' is not in the alphabet
+        assert!(decode("&Jjo=-").is_err()); // no padding
+        assert!(decode("&Jg-").is_err()); // 12 bits: not a whole UTF-16 unit
+        assert!(decode("&Jjo,-").is_err()); // 24 bits: one unit and a half
         assert!(decode("&2D0-").is_err()); // a lone high surrogate
         assert!(decode("&-&ZeVnLIqe-").is_ok()); // '&' then a run: fine
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        let e = decode("&ZeV/LIqe-").unwrap_err();
+        assert!(e.contains("'/' is not a modified base64 character"), "{e}");
+        assert!(e.contains("offset 0"), "{e}");
+        let e = decode("ab&Jjo=-").unwrap_err();
+        assert!(e.contains("'=' is not a modified base64 character"), "{e}");
+        for bad in ["&Jjp-", "&Jg-", "&ZeVnLIqeA-"] {
+            let e = decode(bad).unwrap_err();
+            assert!(
+                e.contains("does not end on a whole character"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn round_trips_of_known_names() {
+        for name in [
+            "台北",
+            "日本語",
+            "Entwürfe",
+            "Корзина",
+            "😀 & 🎉",
+            "a&b",
+            "",
+        ] {
+            assert_eq!(decode(&encode(name)).unwrap(), name, "{name}");
+        }
+        assert_eq!(encode("Entwürfe"), "Entw&APw-rfe");
+        assert_eq!(encode("Корзина"), "&BBoEPgRABDcEOAQ9BDA-");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use crate::support::certs::{pki_for, rustls_server_config};
 use crate::support::scripted::{ScriptedServer, Step, expect, send};
 use crate::support::{imaptalk, local, stderr_of};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use std::time::{Duration, Instant};
 
 /// Runs `-u USER` with the password in IMAPTALK_PASSWORD and `--echo`.
@@ -311,7 +313,7 @@ fn oauthbearer_without_sasl_ir_from_a_token_command() {
     t.assert_ok();
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    let payload = imaptalk::b64::decode(t.lines[1].as_bytes()).unwrap();
+    let payload = STANDARD.decode(t.lines[1].as_bytes()).unwrap();
     assert_eq!(
         String::from_utf8(payload).unwrap(),
         format!("n,a=alice,\x01host=localhost\x01port={port}\x01auth=Bearer tok-456\x01\x01")
