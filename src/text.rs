@@ -37,6 +37,9 @@
 use std::fmt::Write as _;
 use std::io;
 use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 
 /// Whether `c` is shown as itself (see the module documentation).
 pub fn shown_as_is(c: char) -> bool {
@@ -274,27 +277,15 @@ pub fn secs(d: Duration) -> String {
     }
 }
 
-/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`, without a date crate.
-pub fn date(secs: u64) -> String {
-    let (y, m, d, h, mi, s) = civil(secs);
-    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
-}
-
-/// A Unix time as (year, month, day, hour, minute, second) in UTC.
-pub fn civil(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`. A time past year 9999 (none
+/// a certificate can hold) is shown as its number.
+pub fn date(secs: i64) -> String {
+    const FORMAT: &[BorrowedFormatItem<'_>] =
+        format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_else(|| format!("{secs} seconds after 1970-01-01 UTC"))
 }
 
 #[cfg(test)]
@@ -315,6 +306,16 @@ mod tests {
         assert_eq!(date(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(date(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(date(1_798_761_599), "2026-12-31 23:59:59 UTC");
+        // Century rules: 2100 is not a leap year, 2400 is.
+        assert_eq!(date(4_107_542_400), "2100-03-01 00:00:00 UTC");
+        assert_eq!(date(13_574_563_200), "2400-02-29 00:00:00 UTC");
+        // Before 1970, and X.509's "no well-defined expiry" (RFC 5280).
+        assert_eq!(date(-1), "1969-12-31 23:59:59 UTC");
+        assert_eq!(date(253_402_300_799), "9999-12-31 23:59:59 UTC");
+        assert_eq!(
+            date(253_402_300_800),
+            "253402300800 seconds after 1970-01-01 UTC"
+        );
     }
 
     fn block(chunks: &[&[u8]]) -> String {

@@ -91,7 +91,7 @@ pub fn days_left(not_after: i64, now: i64) -> i64 {
 /// A Unix time for people; times before 1970 (no real certificate) show
 /// as the epoch.
 pub fn date(t: i64) -> String {
-    crate::text::date(u64::try_from(t).unwrap_or(0))
+    crate::text::date(t)
 }
 
 /// Seconds since the epoch, now.

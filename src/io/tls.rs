@@ -281,12 +281,12 @@ fn cert_problem(c: &CertificateError) -> String {
         CertificateError::Expired => "expired".into(),
         CertificateError::ExpiredContext { time, not_after } => format!(
             "expired on {} (now {})",
-            date(not_after.as_secs()),
-            date(time.as_secs())
+            unix_date(*not_after),
+            unix_date(*time)
         ),
         CertificateError::NotValidYet => "not valid yet".into(),
         CertificateError::NotValidYetContext { not_before, .. } => {
-            format!("not valid before {}", date(not_before.as_secs()))
+            format!("not valid before {}", unix_date(*not_before))
         }
         CertificateError::NotValidForName => "not valid for this name".into(),
         CertificateError::NotValidForNameContext { presented, .. } => {
@@ -301,6 +301,10 @@ fn cert_problem(c: &CertificateError) -> String {
         CertificateError::BadSignature => "bad signature".into(),
         other => format!("{other:?}"),
     }
+}
+
+fn unix_date(t: UnixTime) -> String {
+    date(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// webpki describes names as `DnsName("x")` / `IpAddress(1.2.3.4)`;

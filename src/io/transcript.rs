@@ -30,12 +30,15 @@
 use crate::error;
 use crate::protocol::command;
 use crate::protocol::framer::{Event, LineEnd, strip_line_end};
-use crate::text::{civil, io_text};
+use crate::text::io_text;
 use anyhow::Result;
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 
 /// `--log-literals`: what of a literal's data the transcript keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,12 +283,14 @@ impl Drop for Transcript {
 
 /// RFC 3339 in UTC with milliseconds: `2026-11-21T10:00:00.123Z`.
 pub fn timestamp(t: SystemTime) -> String {
+    const FORMAT: &[BorrowedFormatItem<'_>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let (y, mo, day, h, mi, s) = civil(d.as_secs());
-    format!(
-        "{y:04}-{mo:02}-{day:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
-        d.subsec_millis()
-    )
+    i128::try_from(d.as_nanos())
+        .ok()
+        .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_else(|| format!("{}.{:03}", d.as_secs(), d.subsec_millis()))
 }
 
 /// The bytes a record's text stands for; None if it is not a valid escape.
@@ -363,6 +368,10 @@ mod tests {
         let t = UNIX_EPOCH + std::time::Duration::from_millis(1_795_255_200_123);
         assert_eq!(timestamp(t), "2026-11-21T10:00:00.123Z");
         assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // Milliseconds are cut, not rounded: a record never looks later
+        // than the moment it was written.
+        let t = UNIX_EPOCH + std::time::Duration::from_nanos(951_782_399_999_999_999);
+        assert_eq!(timestamp(t), "2000-02-28T23:59:59.999Z");
     }
 
     #[test]
