@@ -4,7 +4,7 @@
 
 use super::READ_SIZE;
 use super::compress::{Deflate, Stats};
-use super::tls::{TlsInfo, TlsSetup, handshake, tls_info};
+use super::tls::{TlsInfo, TlsSetup, Via, handshake_via, tls_info};
 use super::transcript::{Sending, Transcript};
 use crate::error;
 use crate::protocol::framer::{Event, FrameError, Framer};
@@ -321,7 +321,7 @@ impl Connection {
                 "STARTTLS on a connection that is already TLS or compressed",
             ));
         };
-        let tls_stream = handshake(tcp, tls, timeout).await?;
+        let tls_stream = handshake_via(tcp, tls, timeout, Via::StartTls).await?;
         self.stream = Some(Stream::Tls(Box::new(tls_stream)));
         self.framer = Framer::new();
         if let Some(tls) = self.tls_summary() {

@@ -155,8 +155,8 @@ impl ServerCertVerifier for Recorder {
         let verdict = match (&result, self.insecure) {
             (Ok(_), true) => Verdict::Unchecked,
             (Ok(_), false) => Verdict::Trusted,
-            (Err(rustls::Error::InvalidCertificate(c)), _) => Verdict::Rejected(cert_problem(c)),
-            (Err(e), _) => Verdict::Rejected(e.to_string()),
+            (Err(rustls::Error::InvalidCertificate(c)), _) => Verdict::Rejected(cert_problem(c).0),
+            (Err(e), _) => Verdict::Rejected(tls_problem(e)),
         };
         let chain = std::iter::once(end_entity)
             .chain(intermediates)
@@ -229,11 +229,32 @@ fn roots(settings: &TlsOptions) -> Result<RootCertStore> {
     Ok(store)
 }
 
-/// The TLS handshake on a connected socket, with readable errors.
+/// How the handshake came about: the fix for a server that does not
+/// answer with TLS depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// `--tls` or port 993: TLS from the first byte.
+    Implicit,
+    /// After the server's OK to STARTTLS.
+    StartTls,
+}
+
+/// The TLS handshake on a connected socket (implicit TLS), with readable
+/// errors.
 pub async fn handshake(
     tcp: TcpStream,
     tls: &TlsSetup,
     timeout: Option<Duration>,
+) -> Result<TlsStream<TcpStream>> {
+    handshake_via(tcp, tls, timeout, Via::Implicit).await
+}
+
+/// [`handshake`], saying how it came about.
+pub async fn handshake_via(
+    tcp: TcpStream,
+    tls: &TlsSetup,
+    timeout: Option<Duration>,
+    via: Via,
 ) -> Result<TlsStream<TcpStream>> {
     let connector = TlsConnector::from(tls.config.clone());
     let fut = connector.connect(tls.name.clone(), tcp);
@@ -247,64 +268,240 @@ pub async fn handshake(
         })?,
         None => fut.await,
     };
-    result.map_err(|e| error::connect(handshake_error(&e, &tls.name_text)))
+    result.map_err(|e| error::connect(handshake_error(&e, &tls.name_text, via)))
 }
 
-const CERT_HINT: &str = "(use --cafile FILE to trust its CA, or --insecure to skip verification)";
+/// The fixes, by what is wrong.
+const TRUST_HINT: &str = "(use --cafile FILE to trust its CA, or --insecure to skip verification)";
+const NAME_HINT: &str = "(connect to a name the certificate is valid for, or give the name to verify with --servername NAME; --insecure skips verification)";
+const CLOCK_HINT: &str = "(if this machine's clock is right, the server's certificate must be renewed; --insecure skips verification)";
+const SERVER_HINT: &str = "(the server's certificate must be fixed; --insecure skips verification)";
 
-fn handshake_error(e: &io::Error, name: &str) -> String {
+fn handshake_error(e: &io::Error, name: &str, via: Via) -> String {
     let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
         if e.kind() == io::ErrorKind::UnexpectedEof {
-            return format!(
-                "TLS handshake with '{name}' failed: the server closed the connection (is this port plaintext? try --starttls or without --tls)"
-            );
+            return match via {
+                Via::Implicit => format!(
+                    "TLS handshake with '{name}' failed: the server closed the connection (is this port plaintext? try --starttls or without --tls)"
+                ),
+                Via::StartTls => format!(
+                    "TLS handshake with '{name}' after STARTTLS failed: the server closed the connection"
+                ),
+            };
         }
         return format!("TLS handshake with '{name}' failed: {}", io_text(e));
     };
     match tls {
         rustls::Error::InvalidCertificate(c) => {
-            format!(
-                "certificate of '{name}' rejected: {} {CERT_HINT}",
-                cert_problem(c)
-            )
+            let (problem, hint) = cert_problem(c);
+            format!("certificate of '{name}' rejected: {problem} {hint}")
         }
-        rustls::Error::InvalidMessage(_) => format!(
-            "TLS handshake with '{name}' failed: the server did not answer with TLS ({tls}); is this a plaintext port? try --starttls or drop --tls"
-        ),
-        other => format!("TLS handshake with '{name}' failed: {other}"),
+        rustls::Error::InvalidMessage(_) => match via {
+            // The server said OK to STARTTLS, and then what came was not
+            // TLS: plaintext slipped in after the OK (by whoever is on the
+            // path, or a broken server), meant to be read as coming from
+            // inside the TLS session.
+            Via::StartTls => format!(
+                "injection detected: after its OK to STARTTLS, '{name}' sent plaintext instead of a TLS handshake (possible response injection, CVE-2011-0411); aborted, nothing was sent"
+            ),
+            Via::Implicit => format!(
+                "TLS handshake with '{name}' failed: the server did not answer with TLS; is this a plaintext port? try --starttls or drop --tls"
+            ),
+        },
+        other => format!("TLS handshake with '{name}' failed: {}", tls_problem(other)),
     }
 }
 
-fn cert_problem(c: &CertificateError) -> String {
-    match c {
-        CertificateError::UnknownIssuer => "issued by an unknown authority".into(),
-        CertificateError::Expired => "expired".into(),
-        CertificateError::ExpiredContext { time, not_after } => format!(
-            "expired on {} (now {})",
-            unix_date(*not_after),
-            unix_date(*time)
-        ),
-        CertificateError::NotValidYet => "not valid yet".into(),
-        CertificateError::NotValidYetContext { not_before, .. } => {
-            format!("not valid before {}", unix_date(*not_before))
+/// A TLS failure other than the certificate, as a sentence.
+fn tls_problem(e: &rustls::Error) -> String {
+    use rustls::AlertDescription as A;
+    match e {
+        rustls::Error::AlertReceived(A::ProtocolVersion) => {
+            "the server speaks no TLS version imaptalk accepts (TLS 1.2 and 1.3)".into()
         }
-        CertificateError::NotValidForName => "not valid for this name".into(),
+        rustls::Error::AlertReceived(A::HandshakeFailure | A::InsufficientSecurity) => {
+            "the server and imaptalk have no cipher suite or key exchange in common (the server may accept only old, weak ones)".into()
+        }
+        rustls::Error::AlertReceived(A::UnrecognisedName) => {
+            "the server does not serve the name imaptalk asked for (try --servername NAME)".into()
+        }
+        rustls::Error::AlertReceived(
+            A::CertificateRequired | A::BadCertificate | A::UnknownCA | A::AccessDenied,
+        ) => "the server wants a client certificate, which imaptalk does not send".into(),
+        rustls::Error::AlertReceived(a) => {
+            format!("the server ended the handshake ({} alert)", words(&format!("{a:?}")))
+        }
+        rustls::Error::NoCertificatesPresented => "the server presented no certificate".into(),
+        rustls::Error::PeerIncompatible(p) => format!(
+            "the server's TLS is incompatible with imaptalk's ({})",
+            words(&format!("{p:?}"))
+        ),
+        rustls::Error::PeerMisbehaved(p) => format!(
+            "the server broke the TLS protocol ({})",
+            words(&format!("{p:?}"))
+        ),
+        rustls::Error::DecryptError => {
+            "a TLS record did not decrypt: the data was changed on the way, or the server is broken".into()
+        }
+        rustls::Error::InvalidMessage(m) => format!(
+            "the server sent something that is not TLS ({})",
+            words(&format!("{m:?}"))
+        ),
+        rustls::Error::General(text) => crate::text::escape_str(text),
+        other => words(&format!("{other:?}")),
+    }
+}
+
+/// What is wrong with a certificate, and the likely fix.
+fn cert_problem(c: &CertificateError) -> (String, &'static str) {
+    match c {
+        CertificateError::UnknownIssuer => ("issued by an unknown authority".into(), TRUST_HINT),
+        CertificateError::Expired => ("expired".into(), CLOCK_HINT),
+        CertificateError::ExpiredContext { time, not_after } => (
+            format!(
+                "expired on {} (now {})",
+                unix_date(*not_after),
+                unix_date(*time)
+            ),
+            CLOCK_HINT,
+        ),
+        CertificateError::NotValidYet => ("not valid yet".into(), CLOCK_HINT),
+        CertificateError::NotValidYetContext { not_before, time } => (
+            format!(
+                "not valid before {} (now {})",
+                unix_date(*not_before),
+                unix_date(*time)
+            ),
+            CLOCK_HINT,
+        ),
+        CertificateError::NotValidForName => ("not valid for this name".into(), NAME_HINT),
         CertificateError::NotValidForNameContext { presented, .. } => {
             let names: Vec<String> = presented.iter().map(|p| presented_name(p)).collect();
-            if names.is_empty() {
+            let problem = if names.is_empty() {
                 "name mismatch: it names no host".into()
             } else {
                 format!("name mismatch: it is only valid for {}", names.join(", "))
-            }
+            };
+            (problem, NAME_HINT)
         }
-        CertificateError::Revoked => "revoked".into(),
-        CertificateError::BadSignature => "bad signature".into(),
-        other => format!("{other:?}"),
+        CertificateError::Revoked => ("revoked by its issuer".into(), SERVER_HINT),
+        CertificateError::UnknownRevocationStatus => (
+            "its revocation status cannot be checked".into(),
+            SERVER_HINT,
+        ),
+        CertificateError::ExpiredRevocationList
+        | CertificateError::ExpiredRevocationListContext { .. } => (
+            "the revocation list to check it against has expired".into(),
+            SERVER_HINT,
+        ),
+        CertificateError::BadEncoding => (
+            "it is not a well-formed certificate (bad DER encoding)".into(),
+            SERVER_HINT,
+        ),
+        CertificateError::BadSignature => (
+            "its signature does not verify: it was altered, or not issued by the CA it names".into(),
+            TRUST_HINT,
+        ),
+        #[allow(deprecated)]
+        CertificateError::UnsupportedSignatureAlgorithm
+        | CertificateError::UnsupportedSignatureAlgorithmContext { .. } => (
+            "it is signed with an algorithm imaptalk does not accept (such as SHA-1 or MD5)".into(),
+            SERVER_HINT,
+        ),
+        CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => (
+            "its signature algorithm does not fit the key of its issuer".into(),
+            SERVER_HINT,
+        ),
+        CertificateError::UnhandledCriticalExtension => (
+            "it has a critical extension imaptalk cannot check".into(),
+            SERVER_HINT,
+        ),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => (
+            "it is not issued for TLS servers (its extended key usage does not allow server authentication)".into(),
+            SERVER_HINT,
+        ),
+        CertificateError::InvalidOcspResponse => (
+            "the server's OCSP response about it is invalid".into(),
+            SERVER_HINT,
+        ),
+        CertificateError::ApplicationVerificationFailure => {
+            ("imaptalk's verifier rejected it".into(), TRUST_HINT)
+        }
+        CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
+            Some(e) => webpki_problem(e),
+            None => (
+                format!("it failed verification ({})", crate::text::escape_str(&other.to_string())),
+                TRUST_HINT,
+            ),
+        },
+        other => (
+            format!("it failed verification ({})", words(&format!("{other:?}"))),
+            TRUST_HINT,
+        ),
     }
+}
+
+/// webpki's errors that rustls passes on as `Other`.
+fn webpki_problem(e: &webpki::Error) -> (String, &'static str) {
+    use webpki::Error as W;
+    let problem = match e {
+        W::CaUsedAsEndEntity => {
+            "it is a CA certificate, sent as the server's own (the server must present a certificate issued by that CA)"
+        }
+        W::EndEntityUsedAsCa => "a server certificate in the chain is used as a CA",
+        W::CertDistrusted => "its issuer is no longer trusted",
+        W::NameConstraintViolation => "its names are outside what its CA may issue for",
+        W::PathLenConstraintViolated => "the chain is longer than its CA allows",
+        W::MaximumPathDepthExceeded
+        | W::MaximumPathBuildCallsExceeded
+        | W::MaximumSignatureChecksExceeded
+        | W::MaximumNameConstraintComparisonsExceeded => {
+            "the chain is too long or too complex to verify"
+        }
+        W::SignatureAlgorithmMismatch => "its two signature algorithm fields disagree",
+        W::UnsupportedCertVersion => "it is not an X.509 version 3 certificate",
+        W::UnsupportedCriticalExtension => "it has a critical extension imaptalk cannot check",
+        W::EmptyEkuExtension => "its extended key usage allows nothing",
+        W::UnsupportedNameType => "it names the server in a form imaptalk cannot check",
+        W::MalformedDnsIdentifier => "a host name in it is malformed",
+        W::BadDer
+        | W::BadDerTime
+        | W::TrailingData(_)
+        | W::ExtensionValueInvalid
+        | W::MalformedExtensions
+        | W::MalformedNameConstraint
+        | W::InvalidNetworkMaskConstraint
+        | W::InvalidSerialNumber
+        | W::InvalidCertValidity => "it is not a well-formed certificate",
+        other => {
+            return (
+                format!("it failed verification ({})", words(&format!("{other:?}"))),
+                TRUST_HINT,
+            );
+        }
+    };
+    (problem.into(), SERVER_HINT)
 }
 
 fn unix_date(t: UnixTime) -> String {
     date(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A Rust variant name as words: `CaUsedAsEndEntity { .. }` becomes
+/// `ca used as end entity`. For errors without a sentence of their own.
+fn words(debug: &str) -> String {
+    let name = debug
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or(debug);
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// webpki describes names as `DnsName("x")` / `IpAddress(1.2.3.4)`;
@@ -414,6 +611,134 @@ pub struct TlsInfo {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use tokio_rustls::rustls::OtherError;
+
+    /// Rust's names for things (`CaUsedAsEndEntity`, `Other(`, `{ … }`)
+    /// must not reach a person.
+    fn reads_as_a_sentence(text: &str) {
+        assert!(!text.contains(['{', '}', '[', '_']), "{text}");
+        let camel = text.split(|c: char| !c.is_ascii_alphabetic()).any(|w| {
+            w.chars().skip(1).any(|c| c.is_ascii_uppercase())
+                && w.chars().any(|c| c.is_ascii_lowercase())
+        });
+        assert!(!camel, "{text}");
+    }
+
+    #[test]
+    fn every_certificate_error_is_a_sentence_with_a_fix() {
+        let t = UnixTime::since_unix_epoch(Duration::from_secs(1_800_000_000));
+        let webpki_errors = [
+            webpki::Error::CaUsedAsEndEntity,
+            webpki::Error::EndEntityUsedAsCa,
+            webpki::Error::CertDistrusted,
+            webpki::Error::NameConstraintViolation,
+            webpki::Error::PathLenConstraintViolated,
+            webpki::Error::MaximumPathDepthExceeded,
+            webpki::Error::UnsupportedCertVersion,
+            webpki::Error::MalformedExtensions,
+            webpki::Error::UnsupportedCrlVersion,
+        ];
+        #[allow(deprecated)]
+        let mut all = vec![
+            CertificateError::BadEncoding,
+            CertificateError::Expired,
+            CertificateError::ExpiredContext {
+                time: t,
+                not_after: t,
+            },
+            CertificateError::NotValidYet,
+            CertificateError::NotValidYetContext {
+                time: t,
+                not_before: t,
+            },
+            CertificateError::Revoked,
+            CertificateError::UnhandledCriticalExtension,
+            CertificateError::UnknownIssuer,
+            CertificateError::UnknownRevocationStatus,
+            CertificateError::ExpiredRevocationList,
+            CertificateError::BadSignature,
+            CertificateError::UnsupportedSignatureAlgorithm,
+            CertificateError::UnsupportedSignatureAlgorithmContext {
+                signature_algorithm_id: vec![6, 8, 42],
+                supported_algorithms: Vec::new(),
+            },
+            CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                signature_algorithm_id: vec![6, 8, 42],
+                public_key_algorithm_id: vec![6, 7],
+            },
+            CertificateError::NotValidForName,
+            CertificateError::InvalidPurpose,
+            CertificateError::InvalidOcspResponse,
+            CertificateError::ApplicationVerificationFailure,
+        ];
+        for e in webpki_errors {
+            all.push(CertificateError::Other(OtherError(Arc::new(e))));
+        }
+        for c in all {
+            let (problem, hint) = cert_problem(&c);
+            let line = format!("{problem} {hint}");
+            reads_as_a_sentence(&line);
+            assert!(hint.starts_with('(') && hint.ends_with(')'), "{line}");
+        }
+        let (problem, hint) = cert_problem(&CertificateError::Other(OtherError(Arc::new(
+            webpki::Error::CaUsedAsEndEntity,
+        ))));
+        assert!(problem.starts_with("it is a CA certificate"), "{problem}");
+        assert_eq!(hint, SERVER_HINT);
+    }
+
+    #[test]
+    fn a_name_mismatch_points_at_the_name_not_at_the_ca() {
+        let c = CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("localhost").unwrap(),
+            presented: vec!["DnsName(\"imap.test\")".into()],
+        };
+        let (problem, hint) = cert_problem(&c);
+        assert_eq!(problem, "name mismatch: it is only valid for imap.test");
+        assert!(
+            hint.contains("--servername") && !hint.contains("--cafile"),
+            "{hint}"
+        );
+        assert_eq!(cert_problem(&CertificateError::UnknownIssuer).1, TRUST_HINT);
+    }
+
+    #[test]
+    fn other_tls_errors_are_sentences() {
+        use rustls::{AlertDescription, InvalidMessage, PeerIncompatible, PeerMisbehaved};
+        for e in [
+            rustls::Error::AlertReceived(AlertDescription::ProtocolVersion),
+            rustls::Error::AlertReceived(AlertDescription::HandshakeFailure),
+            rustls::Error::AlertReceived(AlertDescription::DecodeError),
+            rustls::Error::PeerIncompatible(PeerIncompatible::Tls12NotOffered),
+            rustls::Error::PeerMisbehaved(PeerMisbehaved::IllegalMiddleboxChangeCipherSpec),
+            rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType),
+            rustls::Error::DecryptError,
+            rustls::Error::NoCertificatesPresented,
+            rustls::Error::HandshakeNotComplete,
+        ] {
+            reads_as_a_sentence(&tls_problem(&e));
+        }
+        assert_eq!(words("CaUsedAsEndEntity"), "ca used as end entity");
+        assert_eq!(words("DecodeError"), "decode error");
+    }
+
+    #[test]
+    fn plaintext_after_starttls_is_called_injection() {
+        let e = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        );
+        let starttls = handshake_error(&e, "mail.test", Via::StartTls);
+        assert!(starttls.starts_with("injection detected"), "{starttls}");
+        assert!(!starttls.contains("--starttls"), "{starttls}");
+        let implicit = handshake_error(&e, "mail.test", Via::Implicit);
+        assert!(
+            implicit.contains("try --starttls or drop --tls"),
+            "{implicit}"
+        );
+    }
+
     #[test]
     fn presented_names_are_escaped() {
         assert_eq!(super::presented_name("DnsName(\"a.example\")"), "a.example");

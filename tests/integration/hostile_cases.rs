@@ -654,7 +654,10 @@ fn cases() -> Vec<Case> {
             ],
         )
         .args(&["--starttls", "-c", "LOGIN alice secret"])
-        .exit(3, "the server did not answer with TLS")
+        .exit(
+            3,
+            "injection detected: after its OK to STARTTLS, '127.0.0.1' sent plaintext instead of a TLS handshake",
+        )
         .received_then_tls(&["a1 STARTTLS"])
         .stdout(before_tls()),
     );

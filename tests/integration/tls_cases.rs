@@ -104,6 +104,9 @@ fn name_mismatch_says_which_names_the_certificate_has() {
         ),
         "{err}"
     );
+    // The CA is trusted: --cafile is not the fix, the name is.
+    assert!(err.contains("--servername NAME"), "{err}");
+    assert!(!err.contains("--cafile"), "{err}");
 }
 
 #[test]
