@@ -22,6 +22,10 @@
 //! - [`core`]: the conversation's rules, without IO.
 //!   - [`core::options`]: what the session is asked to do (`Security`,
 //!     `Input`, `SessionOptions`), decided by `app::cli`.
+//!   - [`core::session`]: the session core: greeting, STARTTLS, `-u`
+//!     login, outstanding tags, continuations, literals, `--pipeline`,
+//!     `\idle`, the end of input and LOGOUT, signals — a state machine
+//!     that takes events and input and yields actions.
 //!   - [`core::pipeline`]: which script commands `--pipeline` may send
 //!     before earlier ones complete.
 //!   - [`core::sasl`]: mechanisms, SASL payloads, the [`core::sasl::Secret`].
@@ -40,8 +44,10 @@
 //!     `TlsOptions`, `SessionOptions`, `OutputOptions`, `DiagOptions`,
 //!     `TranscriptOptions`); nothing below `app` knows clap;
 //!     [`app::target`]: the server argument (`host:port`, `imaps://…`).
+//!   - [`app::driver`]: the one loop that does the session's IO: the
+//!     connection, timers, input, output, signals, around the core.
 //!   - [`app::repl`] and [`app::script`]: the interactive and
-//!     non-interactive drivers; [`app::meta`]: the REPL's `\`
+//!     non-interactive input sources; [`core::meta`]: the REPL's `\`
 //!     meta-commands and command reference; [`app::complete`]: completion.
 //!   - [`app::render`]: raw bytes for pipes, escaped and coloured text for
 //!     people (long literals cut short on a terminal); [`app::progress`]:
@@ -53,9 +59,6 @@
 //!     certificate chain.
 //!   - [`app::signals`]: SIGINT/SIGTERM end a script run with LOGOUT.
 //!   - [`app::generation`]: shell completions and the man page (`--generate`).
-//! - [`session`]: the conversation: greeting, STARTTLS, outstanding tags,
-//!   continuations, the end of input and LOGOUT (to become the sans-IO
-//!   session core).
 
 // No panics by construction: a hostile server or a bad script must end in
 // a one-line error and an exit code, never a panic (tests may unwrap).
@@ -69,14 +72,13 @@ pub mod core;
 pub mod error;
 pub mod io;
 pub mod protocol;
-pub mod session;
 pub mod text;
 
 use crate::core::options::Input;
 use app::cli::{Cli, Settings};
+use app::driver::{Driver, Editor};
 use app::render::{Output, TextSink};
 use app::{auth, generation, progress, repl, script, signals};
-use session::Session;
 use std::process::ExitCode;
 
 /// Runs imaptalk; the error, if any, is mapped to an exit code by `main`.
@@ -135,8 +137,8 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
         } else {
             Output::discard()
         };
-        let mut session = Session::establish(settings, out, true, None).await?;
-        return session.run(script::commands(&[])).await;
+        let mut driver = Driver::connect(settings, out, true, None).await?;
+        return driver.run(script::commands(&[]), None).await;
     }
     match settings.input.clone() {
         Input::Interactive => {
@@ -158,11 +160,13 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
             } else {
                 Output::raw().with_progress(progress::Progress::new(settings.output.quiet))
             };
+            let editor = Editor {
+                prompt: repl.prompt.clone(),
+                known: repl.known.clone(),
+            };
             let result = async {
-                let known = Some(repl.known.clone());
-                let mut session = Session::establish(settings, out, false, known).await?;
-                session.set_prompt_channel(repl.prompt.clone());
-                session.run(rx).await
+                let mut driver = Driver::connect(settings, out, false, Some(editor)).await?;
+                driver.run(rx, None).await
             }
             .await;
             repl.finish();
@@ -181,8 +185,8 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
             };
             // SIGINT/SIGTERM end a script cleanly: LOGOUT if possible.
             let mut signals = signals::Signals::new();
-            let mut session = tokio::select! {
-                s = Session::establish(settings, out, true, None) => s?,
+            let mut driver = tokio::select! {
+                d = Driver::connect(settings, out, false, None) => d?,
                 kind = signals.recv() => {
                     error::say(&format!(
                         "imaptalk: interrupted by {} before the session was set up",
@@ -191,11 +195,7 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
                     return Ok(kind.exit_code());
                 }
             };
-            let kind = tokio::select! {
-                r = session.run(rx) => return r,
-                kind = signals.recv() => kind,
-            };
-            Ok(session.stop(kind, &mut signals).await)
+            driver.run(rx, Some(signals)).await
         }
     }
 }

@@ -4,7 +4,7 @@
 //! can use (capabilities, mailbox names from LIST and LSUB), and the editor
 //! thread reads it when Tab is pressed. Both hold an `Arc<Mutex<Known>>`.
 
-use crate::app::meta;
+use crate::core::meta;
 use crate::protocol::astring::{listed_mailbox, quote_mailbox};
 use crate::protocol::command::{Arg, Verb, is_command};
 use crate::text::{escape_str, shown_as_is};

@@ -9,9 +9,9 @@
 //! output, because each call redraws the prompt.
 
 use crate::app::complete::{ReplHelper, Shared};
-use crate::app::meta::{self, Meta, Request};
+use crate::core::meta::{self, Meta, Request};
+use crate::core::session::Input;
 use crate::protocol::command::Verb;
-use crate::session::Input;
 use anyhow::{Context, Result};
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;

@@ -5,7 +5,7 @@
 //! 8-bit literal data that must reach the server untouched. The channel is
 //! bounded, so a long script is read only as fast as it is sent.
 
-use crate::session::Input;
+use crate::core::session::Input;
 use std::io::Read;
 use tokio::sync::mpsc;
 

@@ -267,6 +267,20 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues bytes for the next [`send_queued`](Self::send_queued),
+    /// telling the transcript what they are. The caller flushes.
+    pub fn queue(&mut self, bytes: &[u8], sending: Sending<'_>) {
+        if let Some(log) = &mut self.log {
+            log.client(bytes, sending);
+        }
+        self.queued.extend_from_slice(bytes);
+    }
+
+    /// Bytes are queued and not yet written.
+    pub fn has_queued(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
     /// Writes out whatever [`queue_as`](Self::queue_as) queued.
     pub async fn send_queued(&mut self) -> Result<()> {
         if self.queued.is_empty() {

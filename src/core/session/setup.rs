@@ -1,0 +1,410 @@
+//! The steps before the session proper, one command at a time: the
+//! greeting, `--starttls`, the capabilities `-v` shows over TLS, and the
+//! `-u` login (LOGIN, or AUTHENTICATE with its rounds of `+`).
+
+use super::{Core, Log, Phase, Security};
+use crate::core::sasl::{self, Mechanism, Secret};
+use crate::error;
+use crate::protocol::framer::{Head, Kind, Status};
+use crate::text::escape_str;
+use std::collections::VecDeque;
+
+/// Continuation requests answered during one AUTHENTICATE before it is
+/// cancelled: PLAIN and the OAuth2 mechanisms need at most two.
+const MAX_ROUNDS: u32 = 3;
+
+/// A set-up command under way.
+#[derive(Debug)]
+pub(super) enum Step {
+    /// CAPABILITY, to show (`-v` after `--starttls`) or to choose a login
+    /// mechanism.
+    Capability { tag: String, show: bool },
+    /// `-u` with LOGIN: the parts still to send after each `+`.
+    Login {
+        tag: String,
+        rest: VecDeque<Vec<u8>>,
+    },
+    /// `-u` with AUTHENTICATE.
+    Authenticate {
+        tag: String,
+        mech: Mechanism,
+        ir: Secret,
+        ir_sent: bool,
+        rounds: u32,
+        /// `*` was sent: one more `+` is a protocol error.
+        cancelled: bool,
+        oauth_error: Option<String>,
+    },
+}
+
+impl Step {
+    fn tag(&self) -> &str {
+        match self {
+            Step::Capability { tag, .. }
+            | Step::Login { tag, .. }
+            | Step::Authenticate { tag, .. } => tag,
+        }
+    }
+
+    fn waiting_for(&self) -> String {
+        match self {
+            Step::Capability { .. } => "the answer to CAPABILITY".to_string(),
+            Step::Login { .. } => "the answer to LOGIN".to_string(),
+            Step::Authenticate { mech, .. } => {
+                format!("the answer to AUTHENTICATE {}", mech.name())
+            }
+        }
+    }
+}
+
+/// How the server answered a set-up command.
+enum Reply {
+    /// `+`: the server wants more; the raw text after `+ `.
+    More(Vec<u8>),
+    /// The tagged completion and its text.
+    Done(Status, String),
+}
+
+impl Core {
+    /// What the set-up is waiting for, for messages.
+    pub(super) fn waiting_for(&self) -> String {
+        match &self.phase {
+            Phase::Greeting => "a greeting".to_string(),
+            Phase::StartTls(_) => "the answer to STARTTLS".to_string(),
+            Phase::Setup(step) => step.waiting_for(),
+            _ => "the server".to_string(),
+        }
+    }
+
+    pub(super) fn on_greeting(&mut self, head: Head, text: String) {
+        match head.kind {
+            Kind::Untagged(Status::Ok) => {}
+            Kind::Untagged(Status::Preauth) if self.cfg.security == Security::StartTls => {
+                return self.fail(error::connect(
+                    "server greeted with PREAUTH (a session already open in plaintext), so STARTTLS is impossible; nothing was sent",
+                ));
+            }
+            Kind::Untagged(Status::Preauth) => {
+                self.user = Some("?".to_string());
+                if let Some(notice) = self.auto_compress.logged_in() {
+                    self.notice(notice);
+                }
+            }
+            Kind::Untagged(Status::Bye) => {
+                return self.fail(error::connect(format!(
+                    "server refused the connection: {text}"
+                )));
+            }
+            _ => {
+                return self.fail(error::connect(format!(
+                    "this does not look like an IMAP server; it said: {text}"
+                )));
+            }
+        }
+        if self.cfg.security == Security::StartTls {
+            // The first command, before anything else can be sent.
+            let tag = self.tagger.take(|_| false);
+            let line = format!("{tag} STARTTLS");
+            self.echo(line.clone());
+            self.send(format!("{line}\r\n").into_bytes(), Log::Line(None));
+            self.phase = Phase::StartTls(tag);
+        } else {
+            self.after_tls();
+        }
+    }
+
+    pub(super) fn on_starttls_response(&mut self, head: Head, text: String) {
+        let Phase::StartTls(tag) = &self.phase else {
+            return;
+        };
+        match head.kind {
+            Kind::Tagged { tag: t, status } if t == tag.as_bytes() => {
+                if status != Status::Ok {
+                    return self.fail(error::connect(format!(
+                        "server refused STARTTLS: {text} (nothing else was sent)"
+                    )));
+                }
+                self.phase = Phase::Handshake { typed: false };
+                self.actions.push_back(super::Action::StartTls);
+            }
+            Kind::Untagged(Status::Bye) => self.fail(error::connect(format!(
+                "server closed the session during STARTTLS: {text}"
+            ))),
+            Kind::Untagged(_) => {}
+            _ => self.fail(error::connect(format!(
+                "unexpected answer to STARTTLS: {text}; aborting"
+            ))),
+        }
+    }
+
+    /// After the greeting, and after TLS when `--starttls` asked for it.
+    pub(super) fn after_tls(&mut self) {
+        if self.cfg.security == Security::StartTls && self.cfg.verbose {
+            // Capabilities seen before TLS are not to be trusted (RFC 9051
+            // §6.2.1): show the ones the server states over TLS.
+            return self.capability(true);
+        }
+        self.auto_login();
+    }
+
+    fn capability(&mut self, show: bool) {
+        self.caps.forget();
+        let tag = self.tagger.take(|_| false);
+        self.echo(format!("{tag} CAPABILITY"));
+        self.send(
+            format!("{tag} CAPABILITY\r\n").into_bytes(),
+            Log::Line(None),
+        );
+        self.phase = Phase::Setup(Step::Capability { tag, show });
+    }
+
+    /// `-u`: logs in with the secret read before connecting. Refused: in
+    /// script and `-c` mode the run ends with exit 1 before any input is
+    /// sent (the script assumes a login); interactively the prompt comes
+    /// up anyway, so the user can try `\login`.
+    fn auto_login(&mut self) {
+        let Some(login) = self.cfg.login.clone() else {
+            return self.start_session();
+        };
+        let user = login.user.as_str();
+        if self.user.is_some() {
+            self.notice("the server greeted with PREAUTH: already logged in; -u is not used");
+            return self.start_session();
+        }
+        if !self.tls
+            && let Some(why) = self.cfg.plaintext_refusal.clone()
+        {
+            return self.fail(error::usage(why));
+        }
+        if self.caps.list().is_empty() {
+            return self.capability(false);
+        }
+        let shown_user = escape_str(user);
+        let mech = match sasl::choose(login.oauth2, &self.caps) {
+            Ok(m) => m,
+            Err(e) => {
+                return self.fail(error::refused(format!(
+                    "cannot log in as {shown_user}: {e}"
+                )));
+            }
+        };
+        if self.cfg.verbose {
+            let how = match mech {
+                Mechanism::Login => "LOGIN".to_string(),
+                m if self.caps.has("SASL-IR") => format!("AUTHENTICATE {} with SASL-IR", m.name()),
+                m => format!("AUTHENTICATE {}", m.name()),
+            };
+            self.say(format!("imaptalk: logging in as {shown_user} ({how})"));
+        }
+        // --compress: only capabilities announced from now on count.
+        self.auto_compress.sending("LOGIN");
+        let tag = self.tagger.take(|_| false);
+        match mech {
+            Mechanism::Login => {
+                let mut parts: VecDeque<Vec<u8>> =
+                    crate::protocol::astring::login_parts(user, login.secret.expose()).into();
+                let shown = format!(
+                    "{tag} LOGIN {} ****",
+                    crate::protocol::astring::quote_mailbox(user)
+                );
+                let mut first = format!("{tag} ").into_bytes();
+                first.extend_from_slice(&parts.pop_front().unwrap_or_default());
+                self.echo(shown.clone());
+                self.send(first, Log::Line(Some(shown)));
+                self.phase = Phase::Setup(Step::Login { tag, rest: parts });
+            }
+            _ => {
+                let t = (&self.cfg.host, self.cfg.port);
+                let ir = sasl::initial_response(mech, user, &login.secret, t.0, t.1);
+                let name = mech.name();
+                let ir_sent = self.caps.has("SASL-IR");
+                let (wire, shown) = if ir_sent {
+                    (
+                        format!("{tag} AUTHENTICATE {name} {}\r\n", ir.expose()),
+                        format!("{tag} AUTHENTICATE {name} ****"),
+                    )
+                } else {
+                    (
+                        format!("{tag} AUTHENTICATE {name}\r\n"),
+                        format!("{tag} AUTHENTICATE {name}"),
+                    )
+                };
+                self.echo(shown.clone());
+                self.send(wire.into_bytes(), Log::Line(Some(shown)));
+                self.phase = Phase::Setup(Step::Authenticate {
+                    tag,
+                    mech,
+                    ir,
+                    ir_sent,
+                    rounds: 0,
+                    cancelled: false,
+                    oauth_error: None,
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_setup_response(&mut self, head: Head, text: String, raw: Vec<u8>) {
+        let Phase::Setup(step) = &self.phase else {
+            return;
+        };
+        let what = step.waiting_for();
+        let reply = match head.kind {
+            Kind::Tagged { tag: t, status } if t == step.tag().as_bytes() => {
+                Reply::Done(status, text)
+            }
+            Kind::Continuation => Reply::More(raw),
+            Kind::Untagged(Status::Bye) => {
+                return self.fail(error::connect(format!(
+                    "server closed the session while waiting for {what}: {text}"
+                )));
+            }
+            Kind::Untagged(_) => return,
+            Kind::Tagged { .. } => {
+                return self.fail(error::connect(format!(
+                    "unexpected completion while waiting for {what}: {text}; aborting"
+                )));
+            }
+        };
+        // Every branch below sets the next phase (or fails).
+        let Phase::Setup(step) = std::mem::replace(&mut self.phase, Phase::Greeting) else {
+            return;
+        };
+        match step {
+            Step::Capability { show, .. } => self.capability_done(show, reply),
+            Step::Login { tag, mut rest } => match reply {
+                Reply::More(_) => match rest.pop_front() {
+                    Some(part) => {
+                        self.send(part, Log::More);
+                        self.phase = Phase::Setup(Step::Login { tag, rest });
+                    }
+                    None => self.fail(error::lost(
+                        "the server asked for more of a LOGIN that was complete; aborting",
+                    )),
+                },
+                Reply::Done(status, text) => self.login_done(refusal(status, text, None)),
+            },
+            Step::Authenticate {
+                tag,
+                mech,
+                ir,
+                mut ir_sent,
+                mut rounds,
+                cancelled,
+                mut oauth_error,
+            } => {
+                let challenge = match reply {
+                    Reply::Done(status, text) => {
+                        return self.login_done(refusal(status, text, oauth_error));
+                    }
+                    Reply::More(challenge) => challenge,
+                };
+                if cancelled {
+                    return self.fail(error::lost(format!(
+                        "the server asked for more of AUTHENTICATE {} after it was cancelled; aborting",
+                        mech.name()
+                    )));
+                }
+                rounds += 1;
+                let answer = if !ir_sent {
+                    ir_sent = true;
+                    ir.clone()
+                } else if rounds > MAX_ROUNDS || matches!(mech, Mechanism::Plain | Mechanism::Login)
+                {
+                    // PLAIN is done after its one response: cancel.
+                    Secret::new("*".to_string())
+                } else {
+                    oauth_error = Some(sasl::oauth_error(&challenge));
+                    Secret::new(sasl::error_ack(mech).to_string())
+                };
+                let mut line = answer.expose().as_bytes().to_vec();
+                line.extend_from_slice(b"\r\n");
+                let shown = match answer.expose() {
+                    "*" | "" | "AQ==" => answer.expose().to_string(),
+                    _ => "****".to_string(),
+                };
+                self.echo(shown);
+                self.send(line, Log::Line(Some("****".to_string())));
+                let cancelled = answer.expose() == "*";
+                self.phase = Phase::Setup(Step::Authenticate {
+                    tag,
+                    mech,
+                    ir,
+                    ir_sent,
+                    rounds,
+                    cancelled,
+                    oauth_error,
+                });
+            }
+        }
+    }
+
+    fn capability_done(&mut self, show: bool, reply: Reply) {
+        match reply {
+            Reply::Done(Status::Ok, _) => {}
+            Reply::Done(_, text) => {
+                return self.fail(error::connect(format!("server refused CAPABILITY: {text}")));
+            }
+            Reply::More(text) => {
+                return self.fail(error::connect(format!(
+                    "server answered CAPABILITY with a continuation request (+ {}); aborting",
+                    escape_str(&String::from_utf8_lossy(&text))
+                )));
+            }
+        }
+        if self.caps.list().is_empty() {
+            return self.fail(error::connect(
+                "server answered CAPABILITY without a capability list",
+            ));
+        }
+        if show {
+            let list = self.caps.list().join(" ");
+            self.say(format!(
+                "imaptalk: capabilities over TLS: {}",
+                escape_str(&list)
+            ));
+        }
+        self.auto_login();
+    }
+
+    fn login_done(&mut self, refusal: Option<String>) {
+        let Some(login) = &self.cfg.login else {
+            return self.start_session();
+        };
+        let user = login.user.clone();
+        match refusal {
+            None => {
+                self.user = Some(user);
+                if let Some(notice) = self.auto_compress.logged_in() {
+                    self.notice(notice);
+                }
+                self.start_session();
+            }
+            Some(text) => {
+                let msg = format!("login as {} failed: {text}", escape_str(&user));
+                if self.cfg.wait() {
+                    self.fail(error::refused(msg));
+                } else {
+                    self.notice(format!("{msg}; \\login USER tries again"));
+                    self.start_session();
+                }
+            }
+        }
+    }
+
+    fn start_session(&mut self) {
+        self.phase = Phase::Session;
+    }
+}
+
+/// None for OK; else what the server said (and, for OAuth2, its decoded
+/// error challenge).
+fn refusal(status: Status, text: String, oauth_error: Option<String>) -> Option<String> {
+    if status == Status::Ok {
+        return None;
+    }
+    Some(match oauth_error {
+        Some(e) => format!("{text} (the server's error: {e})"),
+        None => text,
+    })
+}
