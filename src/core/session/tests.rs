@@ -1134,7 +1134,7 @@ impl Wire {
         }
         if matches!(log, Log::Line(_)) {
             let word = bytes.split(|&b| b == b' ').next().unwrap_or_default();
-            if bytes.ends_with(b"STARTTLS\r\n") {
+            if bytes.ends_with(b" STARTTLS\r\n") {
                 self.starttls_sent = true;
                 self.starttls_tag = String::from_utf8_lossy(word).into_owned();
             }
