@@ -54,7 +54,10 @@ fuzz_target!(|line: &[u8]| {
             .take_while(|b| b.is_ascii_digit())
             .copied()
             .collect();
-        let n: u64 = digits.iter().rev().fold(0, |n, d| n * 10 + u64::from(d - b'0'));
+        let n: u64 = digits
+            .iter()
+            .rev()
+            .fold(0, |n, d| n * 10 + u64::from(d - b'0'));
         assert_eq!(n, lit.len);
     }
     let shown = masked(&p);

@@ -39,5 +39,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = f.finish();
     assert_eq!(out.len() + f.buffered(), input.len());
-    assert_eq!(&out[..], &input[..out.len()], "bytes out == bytes in, in order");
+    assert_eq!(
+        &out[..],
+        &input[..out.len()],
+        "bytes out == bytes in, in order"
+    );
 });
