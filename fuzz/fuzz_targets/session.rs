@@ -92,11 +92,11 @@ fuzz_target!(|data: &[u8]| {
             secret: Secret::new("p w".into()),
             oauth2: false,
         }),
-        allow_plaintext_auth: false,
+        plaintext_refusal: None,
         renew_idle: Duration::from_secs(3),
     };
     let mut now = Instant::now();
-    let mut core = Core::new(cfg, "127.0.0.1:143".into(), false, false, now);
+    let mut core = Core::new(cfg, false, false, now);
     let mut framer = Framer::new();
     let mut check = Check {
         starttls_first,
