@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use tokio::sync::mpsc;
+use unicode_width::UnicodeWidthStr as _;
 
 /// What the editor shows next: exactly one per line it is to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,22 +83,9 @@ pub fn command_prompt(s: &PromptState, width: usize, utf8: bool) -> String {
     let budget = width / 2;
     forms
         .iter()
-        .find(|f| columns(f) <= budget)
+        .find(|f| f.width() <= budget)
         .unwrap_or(&forms[3])
         .clone()
-}
-
-/// Display columns, near enough for a prompt: the lock symbols are wide.
-fn columns(s: &str) -> usize {
-    s.chars()
-        .map(|c| {
-            if c == '\u{1f512}' || c == '\u{1f513}' {
-                2
-            } else {
-                1
-            }
-        })
-        .sum()
 }
 
 /// Whether the locale asks for UTF-8 (LC_ALL, then LC_CTYPE, then LANG).
@@ -413,6 +401,28 @@ mod tests {
         assert_eq!(command_prompt(&s, 60, false), "alice tls INBOX a7> ");
         assert_eq!(command_prompt(&s, 30, false), "tls INBOX a7> ");
         assert_eq!(command_prompt(&s, 10, false), "a7> ");
+    }
+
+    #[test]
+    fn wide_characters_are_measured_in_columns() {
+        // 太郎@日本.example 🔒 INBOX a7> : 31 columns for 27 characters.
+        let s = PromptState {
+            host: "日本.example",
+            ..state(Some("太郎"), Some("INBOX"))
+        };
+        let full = "太郎@日本.example \u{1f512} INBOX a7> ";
+        assert_eq!(full.width(), 31);
+        assert_eq!(command_prompt(&s, 62, true), full);
+        assert_eq!(command_prompt(&s, 61, true), "太郎 \u{1f512} INBOX a7> ");
+        // A combining accent takes no column of its own.
+        let s = PromptState {
+            host: "cafe\u{301}.example",
+            ..state(None, None)
+        };
+        assert_eq!(
+            command_prompt(&s, 2 * "café.example \u{1f512} a7> ".width(), true),
+            "cafe\u{301}.example \u{1f512} a7> "
+        );
     }
 
     #[test]
