@@ -15,6 +15,7 @@ use anyhow::Result;
 use std::io::Read as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use zeroize::Zeroizing;
 
 /// The environment variable a password may come from.
 pub const PASSWORD_ENV: &str = "IMAPTALK_PASSWORD";
@@ -132,12 +133,13 @@ pub const MAX_TOKEN: u64 = 64 * 1024;
 
 fn read_password_file(path: &std::path::Path) -> Result<Secret> {
     let shown = path.display();
-    let mut text = String::new();
+    // Room for the most that is read, so the buffer never grows and leaves
+    // a copy of the password behind; overwritten when dropped.
+    let mut text = Zeroizing::new(String::with_capacity(MAX_PASSWORD as usize + 1));
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_PASSWORD + 1).read_to_string(&mut text))
         .map_err(|e| error::usage(format!("--password-file {shown}: {}", io_text(&e))))?;
     if text.len() as u64 > MAX_PASSWORD {
-        text.replace_range(.., &"\0".repeat(text.len()));
         return Err(error::usage(format!(
             "--password-file {shown}: longer than {MAX_PASSWORD} bytes; a password file holds the password alone"
         )));
@@ -160,7 +162,6 @@ fn read_password_file(path: &std::path::Path) -> Result<Secret> {
         .or_else(|| text.strip_suffix('\n'))
         .unwrap_or(&text)
         .to_string();
-    text.replace_range(.., &"\0".repeat(text.len()));
     Ok(Secret::new(password))
 }
 
@@ -209,7 +210,8 @@ fn token_command(cmd: &str) -> Result<Secret> {
                 io_text(&e)
             ))
         })?;
-    let mut stdout = Vec::new();
+    // Sized for the most that is read (see read_password_file).
+    let mut stdout = Zeroizing::new(Vec::with_capacity(MAX_TOKEN as usize + 1));
     let read = match child.stdout.take() {
         Some(out) => out.take(MAX_TOKEN + 1).read_to_end(&mut stdout),
         None => Ok(0),
@@ -221,7 +223,6 @@ fn token_command(cmd: &str) -> Result<Secret> {
     }
     let status = child.wait();
     if too_long {
-        stdout.fill(0);
         return Err(error::usage(format!(
             "--oauth2-token-command printed more than {} KiB, which is no access token; stopped it",
             MAX_TOKEN / 1024
@@ -244,13 +245,13 @@ fn token_command(cmd: &str) -> Result<Secret> {
             "--oauth2-token-command failed ({status}); no token"
         )));
     }
-    let token = String::from_utf8(stdout)
-        .map_err(|_| error::usage("--oauth2-token-command printed a token that is not UTF-8"))?;
-    let token = Secret::new(token);
-    if token.expose().trim().is_empty() {
+    let token = std::str::from_utf8(&stdout)
+        .map_err(|_| error::usage("--oauth2-token-command printed a token that is not UTF-8"))?
+        .trim();
+    if token.is_empty() {
         return Err(error::usage("--oauth2-token-command printed no token"));
     }
-    Ok(Secret::new(token.expose().trim().to_string()))
+    Ok(Secret::new(token.to_string()))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 use crate::app::complete::{ReplHelper, Shared};
 use crate::core::meta::{self, Meta, Request};
+use crate::core::sasl::Secret;
 use crate::core::session::Input;
 use crate::protocol::command::Verb;
 use anyhow::{Context, Result};
@@ -343,7 +344,10 @@ fn run_meta(line: &str) -> Meta {
         Request::Error(text) => Meta::Say(text),
         Request::Login(user) => {
             match rpassword::prompt_password(format!("Password for {user}: ")) {
-                Ok(password) => Meta::Login { user, password },
+                Ok(password) => Meta::Login {
+                    user,
+                    password: Secret::new(password),
+                },
                 Err(_) => Meta::Say("\\login cancelled; nothing was sent".to_string()),
             }
         }

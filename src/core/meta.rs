@@ -3,6 +3,7 @@
 //! Also the command reference they show (the help texts of the command
 //! table, `command::VERBS`), which the hints use too.
 
+use crate::core::sasl::Secret;
 use crate::protocol::command::{Help, VERBS, Verb};
 use std::time::Duration;
 
@@ -81,7 +82,7 @@ pub enum Meta {
     Help(Option<String>),
     Login {
         user: String,
-        password: String,
+        password: Secret,
     },
     Quit,
     Idle(Option<Duration>),
@@ -204,6 +205,19 @@ mod tests {
         ] {
             assert!(matches!(parse(bad), Request::Error(_)), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_login_never_shows_its_password() {
+        let m = Meta::Login {
+            user: "alice".into(),
+            password: Secret::new("hunter2".into()),
+        };
+        let shown = format!("{m:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -10,15 +10,18 @@ use crate::text::escape_str;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use std::fmt;
+use std::fmt::Write as _;
+use zeroize::Zeroizing;
 
 /// A password or token. Debug and Display show `****`, so a `{:?}` of the
-/// settings cannot leak it; the bytes are overwritten when it is dropped.
+/// settings cannot leak it; its memory is overwritten when it is dropped
+/// (zeroize: a plain loop of stores may be optimised away).
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Zeroizing<String>);
 
 impl Secret {
     pub fn new(s: String) -> Secret {
-        Secret(s)
+        Secret(Zeroizing::new(s))
     }
 
     /// The secret itself, for building what is sent.
@@ -42,17 +45,7 @@ impl fmt::Display for Secret {
 impl std::str::FromStr for Secret {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Secret, Self::Err> {
-        Ok(Secret(s.to_string()))
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        // Best effort: copies made on the way (the terminal driver, the
-        // socket buffers) are out of reach, but this one is not left behind.
-        let mut bytes = std::mem::take(&mut self.0).into_bytes();
-        bytes.iter_mut().for_each(|b| *b = 0);
-        std::hint::black_box(&bytes);
+        Ok(Secret::new(s.to_string()))
     }
 }
 
@@ -131,17 +124,21 @@ pub fn initial_response(
     port: u16,
 ) -> Secret {
     let s = secret.expose();
-    let raw = match mech {
+    // Room for all of it up front: a String that grows leaves copies of
+    // the secret behind in memory that nothing overwrites.
+    let room = 64 + 3 * user.len() + host.len() + s.len();
+    let mut raw = Zeroizing::new(String::with_capacity(room));
+    let _ = match mech {
         // authzid NUL authcid NUL password; no authzid: log in as yourself.
-        Mechanism::Plain | Mechanism::Login => format!("\0{user}\0{s}"),
-        Mechanism::XOAuth2 => format!("user={user}\x01auth=Bearer {s}\x01\x01"),
-        Mechanism::OAuthBearer => format!(
+        Mechanism::Plain | Mechanism::Login => write!(raw, "\0{user}\0{s}"),
+        Mechanism::XOAuth2 => write!(raw, "user={user}\x01auth=Bearer {s}\x01\x01"),
+        Mechanism::OAuthBearer => write!(
+            raw,
             "n,a={},\x01host={host}\x01port={port}\x01auth=Bearer {s}\x01\x01",
             sasl_name(user)
         ),
     };
-    let secret = Secret(raw);
-    Secret(STANDARD.encode(secret.expose()))
+    Secret::new(STANDARD.encode(raw.as_bytes()))
 }
 
 /// RFC 5801's saslname: `,` and `=` escaped in the GS2 header.

@@ -1802,7 +1802,10 @@ impl Core {
                     return;
                 }
                 self.input
-                    .extend_from_slice(&crate::protocol::astring::login_line(&user, &password));
+                    .extend_from_slice(&crate::protocol::astring::login_line(
+                        &user,
+                        password.expose(),
+                    ));
                 self.meta_login = true;
             }
         }

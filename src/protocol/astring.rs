@@ -2,6 +2,7 @@
 //! (`LOGIN`, mailbox names to type), and reading the mailbox of a LIST line.
 
 use crate::protocol::command::first_astring;
+use zeroize::Zeroizing;
 
 /// The mailbox of `* LIST (flags) "delim" name` (or LSUB); None for a
 /// name sent as a literal.
@@ -69,6 +70,9 @@ fn astring(s: &str, parts: &mut Vec<Vec<u8>>) {
         parts.push(Vec::new());
     }
     let Some(out) = parts.last_mut() else { return };
+    // Room for the quoted form and the CRLF after it: a buffer that grows
+    // leaves a copy of what it held (a password) behind.
+    out.reserve(2 * s.len() + 4);
     if atom {
         out.extend_from_slice(s.as_bytes());
     } else if quotable {
@@ -82,15 +86,18 @@ fn astring(s: &str, parts: &mut Vec<Vec<u8>>) {
         out.push(b'"');
     } else {
         out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
-        parts.push(s.as_bytes().to_vec());
+        let mut data = Vec::with_capacity(s.len() + 2);
+        data.extend_from_slice(s.as_bytes());
+        parts.push(data);
     }
 }
 
 /// `LOGIN user password` in parts: each part but the last ends with a
 /// literal announcement `{n}` CRLF, so the next one waits for the server's
-/// `+`. The last part ends in CRLF.
-pub fn login_parts(user: &str, password: &str) -> Vec<Vec<u8>> {
-    let mut parts = vec![b"LOGIN ".to_vec()];
+/// `+`. The last part ends in CRLF. The parts hold the password: they are
+/// overwritten when dropped.
+pub fn login_parts(user: &str, password: &str) -> Zeroizing<Vec<Vec<u8>>> {
+    let mut parts = Zeroizing::new(vec![b"LOGIN ".to_vec()]);
     astring(user, &mut parts);
     if let Some(last) = parts.last_mut() {
         last.push(b' ');
@@ -104,8 +111,8 @@ pub fn login_parts(user: &str, password: &str) -> Vec<Vec<u8>> {
 
 /// The input bytes of `LOGIN user password`, each argument an atom, a
 /// quoted string or a literal as it needs, ending in CRLF.
-pub fn login_line(user: &str, password: &str) -> Vec<u8> {
-    login_parts(user, password).concat()
+pub fn login_line(user: &str, password: &str) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(login_parts(user, password).concat())
 }
 
 #[cfg(test)]
@@ -114,23 +121,35 @@ mod tests {
 
     #[test]
     fn login_quoting() {
-        assert_eq!(login_line("alice", "wonder"), b"LOGIN alice wonder\r\n");
+        assert_eq!(*login_line("alice", "wonder"), b"LOGIN alice wonder\r\n");
         assert_eq!(
-            login_line("al ice", "p\"w\\d x"),
+            *login_line("al ice", "p\"w\\d x"),
             b"LOGIN \"al ice\" \"p\\\"w\\\\d x\"\r\n"
         );
-        assert_eq!(login_line("bob", ""), b"LOGIN bob \"\"\r\n");
+        assert_eq!(*login_line("bob", ""), b"LOGIN bob \"\"\r\n");
         assert_eq!(
-            login_line("bob", "pässwd"),
+            *login_line("bob", "pässwd"),
             "LOGIN bob {7}\r\npässwd\r\n".as_bytes()
         );
         assert_eq!(
-            login_parts("zoë", "pä ss"),
+            *login_parts("zoë", "pä ss"),
             [
                 "LOGIN {4}\r\n".as_bytes(),
                 "zoë {6}\r\n".as_bytes(),
                 "pä ss\r\n".as_bytes()
             ]
         );
+    }
+
+    #[test]
+    fn room_for_the_line_end_after_a_password() {
+        // Appending CRLF must not move the password to a new buffer,
+        // leaving the old one behind, not overwritten.
+        for password in ["plain", "qu\"o\\ted", "8-bit pässwörd"] {
+            let mut parts = Vec::new();
+            astring(password, &mut parts);
+            let last = parts.last().unwrap();
+            assert!(last.capacity() - last.len() >= 2, "{password}");
+        }
     }
 }

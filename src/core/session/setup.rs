@@ -201,8 +201,10 @@ impl Core {
         let tag = self.tagger.take(|_| false);
         match mech {
             Mechanism::Login => {
-                let mut parts: VecDeque<Vec<u8>> =
-                    crate::protocol::astring::login_parts(user, login.secret.expose()).into();
+                let mut parts: VecDeque<Vec<u8>> = std::mem::take(
+                    &mut *crate::protocol::astring::login_parts(user, login.secret.expose()),
+                )
+                .into();
                 let shown = format!(
                     "{tag} LOGIN {} ****",
                     crate::protocol::astring::quote_mailbox(user)
