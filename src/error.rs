@@ -120,36 +120,6 @@ fn class_of(err: &anyhow::Error) -> Class {
         .unwrap_or(Class::Lost)
 }
 
-/// A flag error from clap as the one line every other failure is:
-/// `imaptalk: invalid value 'x' for '--timeout <SECS>' (see --help)`.
-/// clap's own rendering spreads it over several lines with a usage
-/// block; its message, tip and list of possible values are kept.
-pub fn usage_line(err: &clap::Error) -> String {
-    let text = err.render().to_string();
-    let parts: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .filter(|l| !l.is_empty())
-        .collect();
-    let mut line = String::from("imaptalk: ");
-    for (i, part) in parts.iter().enumerate() {
-        let part = part.strip_prefix("error: ").unwrap_or(part);
-        if i > 0 {
-            // "required arguments were not provided:" is followed by the
-            // arguments; anything else (a tip, possible values) is an aside.
-            line.push_str(if parts[i - 1].ends_with(':') {
-                " "
-            } else {
-                "; "
-            });
-        }
-        line.push_str(part);
-    }
-    line.push_str(" (see --help)");
-    line
-}
-
 /// Writing to a closed stdout (`imaptalk … | head`) is how a pipeline says
 /// "enough": it ends the run quietly, as it does for every Unix filter.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {

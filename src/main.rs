@@ -8,7 +8,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version: stdout, 0
         Err(e) => {
-            imaptalk::error::say(&imaptalk::error::usage_line(&e));
+            imaptalk::error::say(&imaptalk::app::cli::usage_line(&e));
             return ExitCode::from(imaptalk::error::Class::Usage.exit_code());
         }
     };

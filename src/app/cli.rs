@@ -452,6 +452,36 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| "a size is a number of bytes, or one with K, M, G or T".into())
 }
 
+/// A flag error from clap as the one line every other failure is:
+/// `imaptalk: invalid value 'x' for '--timeout <SECS>' (see --help)`.
+/// clap's own rendering spreads it over several lines with a usage
+/// block; its message, tip and list of possible values are kept.
+pub fn usage_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut line = String::from("imaptalk: ");
+    for (i, part) in parts.iter().enumerate() {
+        let part = part.strip_prefix("error: ").unwrap_or(part);
+        if i > 0 {
+            // "required arguments were not provided:" is followed by the
+            // arguments; anything else (a tip, possible values) is an aside.
+            line.push_str(if parts[i - 1].ends_with(':') {
+                " "
+            } else {
+                "; "
+            });
+        }
+        line.push_str(part);
+    }
+    line.push_str(" (see --help)");
+    line
+}
+
 /// `imaptalk/history` in the platform's data directory (XDG_DATA_HOME or
 /// ~/.local/share on Linux); None when there is no home directory.
 fn default_history() -> Option<PathBuf> {
