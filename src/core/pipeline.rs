@@ -18,7 +18,7 @@
 //! At most [`WINDOW`] commands are in flight, so a huge script cannot make
 //! either side buffer without bound.
 
-use crate::protocol::command::{self, Tagger, Verb};
+use crate::protocol::command::{self, Tagger};
 use crate::protocol::framer::strip_line_end;
 
 /// The most commands in flight at once.
@@ -33,13 +33,6 @@ pub enum Next<'a> {
     Pending,
     /// The input has ended: LOGOUT comes next.
     End,
-}
-
-/// Whether a command, by the name [`command::Prepared::name`] holds, is
-/// sent alone (see the module documentation and
-/// [`command::Prepared::alone_in_pipeline`]).
-pub fn alone(name: &str, has_literal: bool) -> bool {
-    has_literal || Verb::of_name(name).alone_in_pipeline()
 }
 
 /// Whether the next input may be sent while `in_flight` commands are
@@ -91,6 +84,7 @@ pub fn peek(input: &[u8], eof: bool) -> Next<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::command::Verb;
 
     #[test]
     fn which_commands_go_alone() {
@@ -104,12 +98,13 @@ mod tests {
             "SELECT",
             "XFOO",
         ] {
-            assert!(alone(name, false), "{name}");
+            assert!(Verb::of_name(name).alone_in_pipeline(), "{name}");
         }
         for name in ["NOOP", "FETCH", "UID FETCH", "STORE", "STATUS", "LIST"] {
-            assert!(!alone(name, false), "{name}");
+            assert!(!Verb::of_name(name).alone_in_pipeline(), "{name}");
         }
-        assert!(alone("APPEND", true));
+        let append = command::prepare(b"APPEND INBOX {3}", &mut Tagger::new("a"), |_| false);
+        assert!(append.unwrap().alone_in_pipeline(), "a literal goes alone");
     }
 
     #[test]

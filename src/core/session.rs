@@ -1,6 +1,6 @@
 //! The conversation with the server as a state machine that does no IO.
 //!
-//! The driver ([`crate::driver`]) owns the socket, the timers, the input
+//! The driver ([`crate::app::driver`]) owns the socket, the timers, the input
 //! sources and the output; it feeds this core what happened — server
 //! events from the framer, bytes or lines of input, the end of input, a
 //! timer, a signal, the TLS handshake done — and carries out the
@@ -36,7 +36,7 @@ use crate::error;
 use crate::io::compress;
 use crate::io::fileliteral::FileLiteral;
 use crate::protocol::caps::Capabilities;
-use crate::protocol::command::{self, Prepared, Tagger, masked};
+use crate::protocol::command::{self, Effect, Prepared, Tagger, Verb, masked};
 use crate::protocol::framer::{Event, FrameError, Head, Kind, LineEnd, Status, strip_line_end};
 use crate::text::secs;
 use crate::text::{duration, escape_str};
@@ -288,7 +288,9 @@ enum Stop {
 #[derive(Debug)]
 struct Outstanding {
     tag: String,
+    /// The command name as typed (`UID FETCH`), for messages.
     name: String,
+    verb: Verb,
     /// Every byte of the command, literals included, has been sent.
     sent: bool,
     /// The user (LOGIN) or mailbox (SELECT) that success confirms.
@@ -782,9 +784,9 @@ impl Core {
             if let Some(c) = &self.cont
                 && !c.cancelled
             {
-                let cancel: &[u8] = match self.name_of(&c.tag) {
-                    Some("IDLE") => b"DONE\r\n",
-                    Some("AUTHENTICATE") => b"*\r\n",
+                let cancel: &[u8] = match self.verb_of(&c.tag) {
+                    Some(Verb::Idle) => b"DONE\r\n",
+                    Some(Verb::Authenticate) => b"*\r\n",
                     // An extension command in the middle of its own
                     // exchange: a LOGOUT line now would be part of it.
                     _ => {
@@ -890,11 +892,18 @@ impl Core {
         self.outstanding.iter().any(|o| same_tag(&o.tag, tag))
     }
 
-    fn name_of(&self, tag: &str) -> Option<&str> {
+    fn verb_of(&self, tag: &str) -> Option<Verb> {
         self.outstanding
             .iter()
             .find(|o| o.tag == tag)
-            .map(|o| o.name.as_str())
+            .map(|o| o.verb)
+    }
+
+    fn name_of(&self, tag: &str) -> &str {
+        self.outstanding
+            .iter()
+            .find(|o| o.tag == tag)
+            .map_or("", |o| o.name.as_str())
     }
 
     // ----- the session proper: responses ------------------------------
@@ -929,7 +938,7 @@ impl Core {
             .outstanding
             .iter()
             .rev()
-            .find(|o| o.sent && command::takes_continuation(&o.name))
+            .find(|o| o.sent && o.verb.takes_continuation())
         {
             self.cont = Some(Continuation {
                 tag: o.tag.clone(),
@@ -989,12 +998,12 @@ impl Core {
             self.logged_out = true;
             return;
         }
-        if o.name == "STARTTLS" && status == Status::Ok && !self.tls {
+        if o.verb == Verb::StartTls && status == Status::Ok && !self.tls {
             self.phase = Phase::Handshake { typed: true };
             self.actions.push_back(Action::StartTls);
             return;
         }
-        if o.name == "COMPRESS" && status == Status::Ok && !self.compressed {
+        if o.verb == Verb::Compress && status == Status::Ok && !self.compressed {
             self.compressed = true;
             self.actions.push_back(Action::StartDeflate);
             if self.cfg.render || self.cfg.verbose {
@@ -1077,27 +1086,23 @@ impl Core {
 
     /// What the prompt shows follows the server's completions only.
     fn track_state(&mut self, o: &Outstanding, status: Status) {
-        let name = o.name.as_str();
-        match status {
-            Status::Ok => match name {
-                "LOGIN" | "AUTHENTICATE" => {
-                    self.user = Some(o.arg.clone().unwrap_or_else(|| "?".to_string()));
-                    if let Some(notice) = self.auto_compress.logged_in() {
-                        self.notice(notice);
-                    }
+        match (status, o.verb.effect()) {
+            (Status::Ok, Effect::LogsIn) => {
+                self.user = Some(o.arg.clone().unwrap_or_else(|| "?".to_string()));
+                if let Some(notice) = self.auto_compress.logged_in() {
+                    self.notice(notice);
                 }
-                "SELECT" | "EXAMINE" => {
-                    self.mailbox = Some(o.arg.clone().unwrap_or_else(|| "?".to_string()));
-                }
-                "CLOSE" | "UNSELECT" => self.mailbox = None,
-                "UNAUTHENTICATE" => {
-                    self.user = None;
-                    self.mailbox = None;
-                }
-                _ => {}
-            },
+            }
+            (Status::Ok, Effect::Selects) => {
+                self.mailbox = Some(o.arg.clone().unwrap_or_else(|| "?".to_string()));
+            }
+            (Status::Ok, Effect::Unselects) => self.mailbox = None,
+            (Status::Ok, Effect::LogsOut) => {
+                self.user = None;
+                self.mailbox = None;
+            }
             // A failed SELECT or EXAMINE leaves no mailbox selected (RFC 9051 6.3.2).
-            Status::No if matches!(name, "SELECT" | "EXAMINE") => self.mailbox = None,
+            (Status::No, Effect::Selects) => self.mailbox = None,
             _ => {}
         }
     }
@@ -1311,9 +1316,8 @@ impl Core {
             // After a literal user name, the rest of a LOGIN line is the
             // password.
             let secret = self
-                .outstanding
-                .iter()
-                .any(|o| o.tag == tag && matches!(o.name.as_str(), "LOGIN" | "AUTHENTICATE"));
+                .verb_of(&tag)
+                .is_some_and(|v| v.secret() != command::Secret::None);
             let shown = if secret {
                 "****".into()
             } else {
@@ -1400,7 +1404,10 @@ impl Core {
             return self.meta_line(line);
         }
         let idle_done = line.eq_ignore_ascii_case(b"DONE")
-            && self.outstanding.iter().any(|o| o.name == "IDLE" && o.sent);
+            && self
+                .outstanding
+                .iter()
+                .any(|o| o.verb == Verb::Idle && o.sent);
         let owner = self
             .cont
             .as_ref()
@@ -1447,7 +1454,7 @@ impl Core {
     fn continuation_line(&mut self, owner: String, line: &[u8]) {
         // At the prompt, Enter on an empty line ends an IDLE: nothing else
         // could be meant, and `DONE` is the only thing IDLE takes.
-        let idling = self.name_of(&owner) == Some("IDLE");
+        let idling = self.verb_of(&owner) == Some(Verb::Idle);
         let line: &[u8] = if self.cfg.interactive() && idling && line.trim_ascii().is_empty() {
             b"DONE"
         } else {
@@ -1455,7 +1462,9 @@ impl Core {
         };
         let mut wire = line.to_vec();
         wire.extend_from_slice(b"\r\n");
-        let secret = self.name_of(&owner) == Some("AUTHENTICATE");
+        let secret = self
+            .verb_of(&owner)
+            .is_some_and(|v| v.secret() == command::Secret::InitialResponse);
         self.send(wire, Log::Line(secret.then(|| "****".to_string())));
         if let Some(c) = &mut self.cont {
             c.ready = false;
@@ -1571,33 +1580,41 @@ impl Core {
     fn send_command(&mut self, p: Prepared) {
         let mut wire = p.wire.clone();
         wire.extend_from_slice(b"\r\n");
+        let verb = p.verb;
         self.outstanding.push_back(Outstanding {
             tag: p.tag.clone(),
             name: p.name.clone(),
+            verb,
             sent: p.literal.is_none(),
             arg: command::state_argument(&p),
-            alone: pipeline::alone(&p.name, p.literal.is_some()),
+            alone: p.alone_in_pipeline(),
             started: self.now,
         });
-        let meta_login = std::mem::take(&mut self.meta_login) && p.name == "LOGIN";
+        let meta_login = std::mem::take(&mut self.meta_login) && verb == Verb::Login;
         if self.cfg.interactive()
-            && (command::takes_continuation(&p.name)
+            && (verb.takes_continuation()
                 || meta_login
-                || (p.literal.is_none() && changes_prompt(&p.name)))
+                || (p.literal.is_none() && verb.changes_prompt()))
         {
             self.prompt_hold = Some(p.tag.clone());
         }
-        match p.name.as_str() {
-            "LOGOUT" => self.logout = Some(p.tag.clone()),
-            "STARTTLS" if !self.tls => self.barrier = Some(p.tag.clone()),
-            // Nothing more until the server says whether it compresses.
-            "COMPRESS" if !self.compressed => self.barrier = Some(p.tag.clone()),
-            _ => {}
+        if verb == Verb::Logout {
+            self.logout = Some(p.tag.clone());
         }
-        self.auto_compress.sending(&p.name);
+        // STARTTLS, COMPRESS: nothing more until the server says whether
+        // the connection changes (once it has, they change nothing).
+        let changes = match verb {
+            Verb::StartTls => !self.tls,
+            Verb::Compress => !self.compressed,
+            _ => true,
+        };
+        if verb.barrier() && changes {
+            self.barrier = Some(p.tag.clone());
+        }
+        self.auto_compress.sending_verb(verb);
         self.echo(masked(&p));
         // The transcript gets the masked line whenever it may hide a secret.
-        let shown = matches!(p.name.as_str(), "LOGIN" | "AUTHENTICATE").then(|| masked(&p));
+        let shown = (verb.secret() != command::Secret::None).then(|| masked(&p));
         self.send(wire, Log::Line(shown));
         if let Some(lit) = p.literal {
             let file = self.next_file.take();
@@ -1631,10 +1648,10 @@ impl Core {
                 return;
             }
             let owner = c.tag.clone();
-            let name = self.name_of(&owner).unwrap_or_default().to_string();
-            let cancel: &[u8] = match name.as_str() {
-                "IDLE" => b"DONE\r\n",
-                "AUTHENTICATE" => b"*\r\n",
+            let name = self.name_of(&owner).to_string();
+            let cancel: &[u8] = match self.verb_of(&owner) {
+                Some(Verb::Idle) => b"DONE\r\n",
+                Some(Verb::Authenticate) => b"*\r\n",
                 _ => {
                     return self.fail(error::usage(format!(
                         "input ended while the server waits for more of {owner} {name}"
@@ -1703,7 +1720,7 @@ impl Core {
         let idle = self
             .outstanding
             .iter()
-            .find(|o| o.name == "IDLE" && o.sent)
+            .find(|o| o.verb == Verb::Idle && o.sent)
             .map(|o| o.tag.clone());
         if let Some(tag) = idle {
             self.notice(format!("sending DONE to end {tag} IDLE"));
@@ -1955,15 +1972,6 @@ impl Core {
 /// differ mostly in their last digits.
 fn same_tag(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().rev().eq(b.bytes().rev())
-}
-
-/// Commands whose completion changes what the prompt shows: the prompt
-/// waits for it, so that it never shows a state the server has not confirmed.
-fn changes_prompt(name: &str) -> bool {
-    matches!(
-        name,
-        "LOGIN" | "SELECT" | "EXAMINE" | "CLOSE" | "UNSELECT" | "UNAUTHENTICATE"
-    )
 }
 
 /// A server line as it may appear in a message: escaped, and cut short.

@@ -292,11 +292,6 @@ impl Auto {
         }
     }
 
-    /// Every command the session sends, by the name `Prepared::name` holds.
-    pub fn sending(&mut self, name: &str) {
-        self.sending_verb(Verb::of_name(name));
-    }
-
     /// Every command the session sends.
     pub fn sending_verb(&mut self, verb: Verb) {
         if verb.effect() == Effect::LogsIn {
@@ -479,7 +474,7 @@ mod tests {
             caps,
             b"* OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE] hi\r\n",
         );
-        a.sending("LOGIN");
+        a.sending_verb(Verb::Login);
         saw(&mut a, caps, b"a1 OK Logged in\r\n");
         assert_eq!(a.logged_in(), None);
         assert_eq!(a.due(), Some("CAPABILITY"));

@@ -768,11 +768,6 @@ pub fn is_command(word: &[u8]) -> bool {
     Verb::parse(word) != Verb::Other
 }
 
-/// [`Verb::takes_continuation`] of a name as [`Prepared::name`] holds it.
-pub fn takes_continuation(name: &str) -> bool {
-    Verb::of_name(name).takes_continuation()
-}
-
 /// A tag may hold any ASTRING-CHAR except `+` (RFC 9051 §9).
 fn valid_tag(word: &[u8]) -> bool {
     !word.is_empty()
@@ -1205,8 +1200,10 @@ mod tests {
     fn properties_are_the_rules_as_they_were() {
         assert_eq!(having(Verb::takes_continuation), ["AUTHENTICATE", "IDLE"]);
         assert!(Verb::Other.takes_continuation());
-        assert!(takes_continuation("XSTRANGE") && takes_continuation("IDLE"));
-        assert!(!takes_continuation("UID FETCH") && !takes_continuation("NOOP"));
+        assert!(Verb::of_name("XSTRANGE").takes_continuation() && Verb::Idle.takes_continuation());
+        assert!(
+            !Verb::of_name("UID FETCH").takes_continuation() && !Verb::Noop.takes_continuation()
+        );
         assert_eq!(
             having(Verb::alone_in_pipeline),
             [

@@ -197,7 +197,8 @@ impl Core {
             self.say(format!("imaptalk: logging in as {shown_user} ({how})"));
         }
         // --compress: only capabilities announced from now on count.
-        self.auto_compress.sending("LOGIN");
+        self.auto_compress
+            .sending_verb(crate::protocol::command::Verb::Login);
         let tag = self.tagger.take(|_| false);
         match mech {
             Mechanism::Login => {
