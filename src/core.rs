@@ -2,6 +2,7 @@
 //! options, the session core every driver runs on, the meta-commands,
 //! what `--pipeline` may send ahead, the SASL payloads.
 
+pub mod compress;
 pub mod meta;
 pub mod options;
 pub mod pipeline;

@@ -1,0 +1,660 @@
+//! The session proper, the input's side: lines into commands, literal
+//! data after the line that announced it, continuation answers, the end of
+//! input, the prompt, and what may be sent when (script mode, `--pipeline`).
+
+use super::*;
+
+impl Core {
+    /// After anything happened: send what may be sent, end the session
+    /// when it is over, prompt when input is due, track the wait.
+    pub(super) fn step(&mut self) {
+        if matches!(self.phase, Phase::Session) {
+            self.last_stop = self.pump();
+            if self.logged_out && matches!(self.phase, Phase::Session) {
+                self.logged_out_finish();
+            }
+            if matches!(self.phase, Phase::Session) {
+                self.send_prompt();
+            }
+        }
+        if matches!(self.phase, Phase::Stopping { .. }) && self.logged_out {
+            self.stopped("logged out");
+        }
+        let waiting = match self.phase {
+            Phase::Greeting | Phase::StartTls(_) | Phase::Setup(_) => true,
+            Phase::Session => self.waiting_on_server() && !self.meta_waiting(),
+            _ => false,
+        };
+        if !waiting {
+            self.waiting_since = None;
+        } else if self.waiting_since.is_none() {
+            self.waiting_since = Some(self.now);
+        }
+    }
+
+    pub(super) fn logged_out_finish(&mut self) {
+        let unsent = self
+            .take_line(true)
+            .is_some_and(|l| !l.trim_ascii().is_empty());
+        if unsent && self.cfg.wait() {
+            self.notice("warning: input after LOGOUT was not sent");
+        }
+        let code = self.exit_code();
+        self.finish(code, true, None);
+    }
+
+    /// The session is waiting for the server (for the timeout).
+    pub(super) fn waiting_on_server(&self) -> bool {
+        matches!(
+            self.feed,
+            Feed::Literal {
+                await_plus: true,
+                ..
+            }
+        ) || (!self.outstanding.is_empty() && !self.can_start_line())
+    }
+
+    pub(super) fn can_start_line(&self) -> bool {
+        if self.logout.is_some() || self.barrier.is_some() {
+            return false;
+        }
+        if let Some(c) = &self.cont {
+            return !self.cfg.wait() || c.ready;
+        }
+        !self.cfg.wait() || self.outstanding.is_empty() || self.may_pipeline()
+    }
+
+    /// `--pipeline`: the next input line may go before earlier commands
+    /// complete.
+    pub(super) fn may_pipeline(&self) -> bool {
+        self.cfg.pipeline
+            && pipeline::may_send(
+                pipeline::peek(&self.input, self.input_eof),
+                self.outstanding.len(),
+                self.outstanding.iter().any(|o| o.alone),
+            )
+    }
+
+    /// Sends as much input as may be sent now.
+    pub(super) fn pump(&mut self) -> Stop {
+        loop {
+            if !matches!(self.phase, Phase::Session) {
+                return Stop::Blocked;
+            }
+            match &mut self.feed {
+                Feed::Command => {
+                    if let Some(stop) = self.meta_gate() {
+                        return stop;
+                    }
+                    if !self.can_start_line() {
+                        return Stop::Blocked;
+                    }
+                    if let Some(cmd) = self.auto_compress.due() {
+                        let tag = self.send_auto(cmd.as_bytes());
+                        self.auto_compress.sent(&tag);
+                        continue;
+                    }
+                    let Some(line) = self.take_line(self.input_eof) else {
+                        if self.input.len() > MAX_INPUT_LINE {
+                            self.fail(error::usage(format!(
+                                "in the input: a command line longer than {} without a line end (send long data as a literal)",
+                                crate::text::size(MAX_INPUT_LINE as u64)
+                            )));
+                            return Stop::Blocked;
+                        }
+                        if self.input_eof {
+                            self.end_of_input();
+                            return Stop::Blocked;
+                        }
+                        return Stop::NeedInput;
+                    };
+                    self.on_line(&line);
+                }
+                Feed::Opening | Feed::FileInFlight { .. } => return Stop::Blocked,
+                Feed::Literal {
+                    await_plus: true, ..
+                } => return Stop::Blocked,
+                Feed::Literal {
+                    tag,
+                    remaining,
+                    file,
+                    ..
+                } => {
+                    if *remaining == 0 {
+                        self.feed = Feed::RestOfLine { tag: tag.clone() };
+                        continue;
+                    }
+                    if let Some(f) = file.take() {
+                        let len = *remaining;
+                        self.feed = Feed::FileInFlight { tag: tag.clone() };
+                        self.actions.push_back(Action::SendFile { file: f, len });
+                        return Stop::Blocked;
+                    }
+                    if self.input.is_empty() {
+                        if self.input_eof {
+                            let msg = format!(
+                                "input ended inside the literal of {tag}: {remaining} bytes missing"
+                            );
+                            self.fail(error::usage(msg));
+                            return Stop::Blocked;
+                        }
+                        return Stop::NeedInput;
+                    }
+                    let take = usize::try_from(*remaining)
+                        .map_or(self.input.len(), |r| r.min(self.input.len()));
+                    *remaining -= take as u64;
+                    let chunk = self.input.split_to(take);
+                    self.scanned = 0;
+                    self.send(chunk.to_vec(), Log::More);
+                }
+                Feed::RestOfLine { tag } => {
+                    let tag = tag.clone();
+                    let line = match self.next_segment() {
+                        Some(l) => l,
+                        None => match self.take_line(self.input_eof) {
+                            Some(l) => l,
+                            None if self.input_eof => Vec::new(),
+                            None => return Stop::NeedInput,
+                        },
+                    };
+                    self.rest_of_line(tag, line);
+                }
+                Feed::Skip { remaining } => {
+                    if *remaining == 0 {
+                        self.feed = Feed::SkipRest;
+                        continue;
+                    }
+                    if self.input.is_empty() {
+                        if self.input_eof {
+                            self.feed = Feed::Command;
+                            continue;
+                        }
+                        return Stop::NeedInput;
+                    }
+                    let take = usize::try_from(*remaining)
+                        .map_or(self.input.len(), |r| r.min(self.input.len()));
+                    *remaining -= take as u64;
+                    let _ = self.input.split_to(take);
+                    self.scanned = 0;
+                }
+                Feed::SkipRest => {
+                    let line = match self.take_line(self.input_eof) {
+                        Some(l) => l,
+                        None if self.input_eof => Vec::new(),
+                        None => return Stop::NeedInput,
+                    };
+                    self.feed = match command::trailing_literal(&line).ok().flatten() {
+                        Some(lit) => Feed::Skip { remaining: lit.len },
+                        None => Feed::Command,
+                    };
+                }
+            }
+        }
+    }
+
+    /// The part of a command line after a literal's data.
+    pub(super) fn rest_of_line(&mut self, tag: String, line: Vec<u8>) {
+        let mut wire = line.clone();
+        wire.extend_from_slice(b"\r\n");
+        self.send(wire, Log::More);
+        if !line.is_empty() {
+            // After a literal user name, the rest of a LOGIN line is the
+            // password.
+            let secret = self
+                .verb_of(&tag)
+                .is_some_and(|v| v.secret() != command::Secret::None);
+            let shown = if secret {
+                "****".into()
+            } else {
+                String::from_utf8_lossy(&line).into_owned()
+            };
+            self.echo(shown);
+        }
+        match command::trailing_literal(&line) {
+            Err(e) => self.fail(error::usage(command::input_error(&e))),
+            Ok(Some(lit)) if self.refused.as_deref() == Some(&tag) && !lit.non_sync => {
+                // Refused already: no `+` will come for this one.
+                let unsent = lit.len
+                    + self
+                        .segments
+                        .iter()
+                        .filter_map(|s| s.file.as_ref().map(|f| f.len))
+                        .sum::<u64>();
+                self.notice(format!(
+                    "{tag} was refused before its next literal was sent; {unsent} bytes of literal data not sent"
+                ));
+                self.refused = None;
+                if self.next_file.take().is_some() || !self.segments.is_empty() {
+                    self.drop_file_literals(0);
+                } else {
+                    self.feed = Feed::Skip { remaining: lit.len };
+                }
+            }
+            Ok(Some(lit)) => {
+                let file = self.next_file.take();
+                self.echo_literal(lit.len, file.as_ref().map(|f| f.name.as_str()));
+                self.feed = Feed::Literal {
+                    tag,
+                    remaining: lit.len,
+                    await_plus: !lit.non_sync,
+                    file,
+                };
+            }
+            Ok(None) => {
+                self.feed = Feed::Command;
+                if self.refused.as_deref() == Some(&tag) {
+                    self.refused = None;
+                }
+                if let Some(o) = self.outstanding.iter_mut().find(|o| o.tag == tag) {
+                    o.sent = true;
+                }
+            }
+        }
+    }
+
+    /// The next part of a command line with file literals, if one is due.
+    pub(super) fn next_segment(&mut self) -> Option<Vec<u8>> {
+        let seg = self.segments.pop_front()?;
+        self.next_file = seg.file;
+        Some(seg.text)
+    }
+
+    /// Takes one line (without its LF or CRLF) off the input; at end of
+    /// input a last line without a line end counts too. Searches each byte
+    /// once, however the input arrives.
+    pub(super) fn take_line(&mut self, eof: bool) -> Option<Vec<u8>> {
+        let from = self.scanned.min(self.input.len());
+        match memchr::memchr(b'\n', &self.input[from..]) {
+            Some(i) => {
+                self.scanned = 0;
+                let line = self.input.split_to(from + i + 1);
+                Some(strip_line_end(&line).to_vec())
+            }
+            None if eof && !self.input.is_empty() => {
+                self.scanned = 0;
+                let line = self.input.split();
+                Some(strip_line_end(&line).to_vec())
+            }
+            None => {
+                self.scanned = self.input.len();
+                None
+            }
+        }
+    }
+
+    /// One input line in the Command state.
+    pub(super) fn on_line(&mut self, line: &[u8]) {
+        // A backslash never begins an IMAP line: a meta-command.
+        if line.trim_ascii_start().starts_with(b"\\") {
+            return self.meta_line(line);
+        }
+        let idle_done = line.eq_ignore_ascii_case(b"DONE")
+            && self
+                .outstanding
+                .iter()
+                .any(|o| o.verb == Verb::Idle && o.sent);
+        let owner = self
+            .cont
+            .as_ref()
+            .map(|c| c.tag.clone())
+            .or_else(|| idle_done.then(String::new));
+        if let Some(owner) = owner {
+            return self.continuation_line(owner, line);
+        }
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() || trimmed.starts_with(b"#") {
+            return;
+        }
+        match crate::protocol::literal::split(line) {
+            Err(e) => self.line_error(error::usage(format!("in the input: {e}"))),
+            Ok(Some(split)) => {
+                if let Err(e) = self.check_stdin_file(&split) {
+                    return self.line_error(e);
+                }
+                let paths = split.files.clone();
+                self.opening = Some(split);
+                self.feed = Feed::Opening;
+                self.actions.push_back(Action::OpenFiles { paths });
+            }
+            Ok(None) => match self.prepare(line) {
+                Ok(p) => self.send_line(p),
+                Err(e) => self.line_error(e),
+            },
+        }
+    }
+
+    /// A line that cannot be sent: at the prompt, the user's to correct
+    /// (nothing of it went out); in a script, the end.
+    pub(super) fn line_error(&mut self, e: anyhow::Error) {
+        self.segments.clear();
+        self.next_file = None;
+        if self.cfg.interactive() {
+            self.notice(error::message(&e));
+        } else {
+            self.fail(e);
+        }
+    }
+
+    /// A line answering the server's `+`: untagged, as typed.
+    pub(super) fn continuation_line(&mut self, owner: String, line: &[u8]) {
+        // At the prompt, Enter on an empty line ends an IDLE: nothing else
+        // could be meant, and `DONE` is the only thing IDLE takes.
+        let idling = self.verb_of(&owner) == Some(Verb::Idle);
+        let line: &[u8] = if self.cfg.interactive() && idling && line.trim_ascii().is_empty() {
+            b"DONE"
+        } else {
+            line
+        };
+        let mut wire = line.to_vec();
+        wire.extend_from_slice(b"\r\n");
+        let secret = self
+            .verb_of(&owner)
+            .is_some_and(|v| v.secret() == command::Secret::InitialResponse);
+        self.send(wire, Log::Line(secret.then(|| "****".to_string())));
+        if let Some(c) = &mut self.cont {
+            c.ready = false;
+        }
+        if self.cfg.interactive() && !owner.is_empty() {
+            // The server answers next: a new `+` or the completion.
+            self.prompt_hold = Some(owner);
+        }
+        let shown = if secret {
+            "****".to_string()
+        } else {
+            String::from_utf8_lossy(line).into_owned()
+        };
+        self.echo(shown);
+    }
+
+    /// `{@-}` is possible only where stdin is free, and once.
+    pub(super) fn check_stdin_file(
+        &self,
+        split: &crate::protocol::literal::Split,
+    ) -> anyhow::Result<()> {
+        if !split.files.iter().any(|p| p == b"-") {
+            return Ok(());
+        }
+        match self.cfg.source {
+            Source::Commands => {}
+            Source::Stdin => {
+                return Err(error::usage(
+                    "{@-} reads stdin, which holds the script here: give the commands with -c, or name a file ({@FILE})",
+                ));
+            }
+            Source::Interactive => {
+                return Err(error::usage(
+                    "{@-} reads stdin, which is the terminal here: name a file ({@FILE})",
+                ));
+            }
+        }
+        if self.stdin_used || split.files.iter().filter(|p| *p == b"-").count() > 1 {
+            return Err(error::usage(
+                "{@-} can be used once per run: an earlier {@-} read stdin to its end",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The line of a `{@…}` split with its files open: the first part
+    /// (ending in the first literal's announcement); the rest is queued.
+    pub(super) fn line_with_files(
+        &mut self,
+        split: crate::protocol::literal::Split,
+        files: Vec<FileLiteral>,
+    ) -> anyhow::Result<Vec<u8>> {
+        if split.files.iter().any(|p| p == b"-") {
+            self.stdin_used = true;
+        }
+        let mut segments = VecDeque::with_capacity(files.len() + 1);
+        let mut files = files.into_iter();
+        for mut text in split.texts {
+            let file = match files.next() {
+                Some(f) => {
+                    let announce = f.announcement(&self.caps).map_err(|e| {
+                        error::usage(format!("{e}; nothing of the command was sent"))
+                    })?;
+                    text.extend_from_slice(announce.as_bytes());
+                    Some(Box::new(f))
+                }
+                None => None,
+            };
+            segments.push_back(Segment { text, file });
+        }
+        let first = segments.pop_front().unwrap_or(Segment {
+            text: Vec::new(),
+            file: None,
+        });
+        self.next_file = first.file;
+        self.segments = segments;
+        Ok(first.text)
+    }
+
+    /// A command line made ready to send; nothing is sent yet.
+    pub(super) fn prepare(&mut self, line: &[u8]) -> anyhow::Result<Prepared> {
+        let outstanding = &self.outstanding;
+        command::prepare(line, &mut self.tagger, |t| {
+            outstanding.iter().any(|o| same_tag(&o.tag, t))
+        })
+        .map_err(|e| error::usage(format!("in the input: {}", command::input_error(&e))))
+    }
+
+    pub(super) fn send_line(&mut self, p: Prepared) {
+        if self.in_use(&p.tag) {
+            self.notice(format!(
+                "warning: tag '{}' is already in use by a command that has not completed",
+                p.tag
+            ));
+        }
+        self.send_command(p);
+    }
+
+    /// A command imaptalk sends on its own (LOGOUT, IDLE, CAPABILITY,
+    /// COMPRESS); returns its tag.
+    pub(super) fn send_auto(&mut self, line: &[u8]) -> String {
+        match self.prepare(line) {
+            Ok(p) => {
+                let tag = p.tag.clone();
+                self.send_command(p);
+                tag
+            }
+            // Only for lines of imaptalk's own, which always prepare.
+            Err(e) => {
+                self.fail(e);
+                String::new()
+            }
+        }
+    }
+
+    pub(super) fn send_command(&mut self, p: Prepared) {
+        let mut wire = p.wire.clone();
+        wire.extend_from_slice(b"\r\n");
+        let verb = p.verb;
+        self.outstanding.push_back(Outstanding {
+            tag: p.tag.clone(),
+            name: p.name.clone(),
+            verb,
+            sent: p.literal.is_none(),
+            arg: command::state_argument(&p),
+            alone: p.alone_in_pipeline(),
+            started: self.now,
+        });
+        let meta_login = std::mem::take(&mut self.meta_login) && verb == Verb::Login;
+        if self.cfg.interactive()
+            && (verb.takes_continuation()
+                || meta_login
+                || (p.literal.is_none() && verb.changes_prompt()))
+        {
+            self.prompt_hold = Some(p.tag.clone());
+        }
+        if verb == Verb::Logout {
+            self.logout = Some(p.tag.clone());
+        }
+        // STARTTLS, COMPRESS: nothing more until the server says whether
+        // the connection changes (once it has, they change nothing).
+        let changes = match verb {
+            Verb::StartTls => !self.tls,
+            Verb::Compress => !self.compressed,
+            _ => true,
+        };
+        if verb.barrier() && changes {
+            self.barrier = Some(p.tag.clone());
+        }
+        self.auto_compress.sending_verb(verb);
+        self.echo(masked(&p));
+        // The transcript gets the masked line whenever it may hide a secret.
+        let shown = (verb.secret() != command::Secret::None).then(|| masked(&p));
+        self.send(wire, Log::Line(shown));
+        if let Some(lit) = p.literal {
+            let file = self.next_file.take();
+            self.echo_literal(lit.len, file.as_ref().map(|f| f.name.as_str()));
+            self.feed = Feed::Literal {
+                tag: p.tag,
+                remaining: lit.len,
+                await_plus: !lit.non_sync,
+                file,
+            };
+        }
+    }
+
+    /// `--echo` shows literal data by its size only: it may be a message,
+    /// binary, or a password.
+    pub(super) fn echo_literal(&mut self, len: u64, file: Option<&str>) {
+        let text = match file {
+            Some(name) => format!("[{len} bytes of literal data from {name}]"),
+            None => format!("[{len} bytes of literal data]"),
+        };
+        self.echo(text);
+    }
+
+    /// Input is exhausted: end an open continuation, then LOG OUT.
+    pub(super) fn end_of_input(&mut self) {
+        if self.logout.is_some() {
+            return;
+        }
+        if let Some(c) = &self.cont {
+            if c.cancelled {
+                return;
+            }
+            let owner = c.tag.clone();
+            let name = self.name_of(&owner).to_string();
+            let cancel: &[u8] = match self.verb_of(&owner) {
+                Some(Verb::Idle) => b"DONE\r\n",
+                Some(Verb::Authenticate) => b"*\r\n",
+                _ => {
+                    return self.fail(error::usage(format!(
+                        "input ended while the server waits for more of {owner} {name}"
+                    )));
+                }
+            };
+            self.notice(format!(
+                "input ended during {owner} {name}: sending {}",
+                String::from_utf8_lossy(&cancel[..cancel.len() - 2])
+            ));
+            self.send(cancel.to_vec(), Log::More);
+            if let Some(c) = &mut self.cont {
+                c.cancelled = true;
+                c.ready = false;
+            }
+            return;
+        }
+        if !self.outstanding.is_empty() && self.cfg.wait() {
+            return;
+        }
+        self.send_auto(b"LOGOUT");
+    }
+
+    pub(super) fn send_prompt(&mut self) {
+        if !self.cfg.interactive()
+            || !self.prompt_due
+            || self.input_eof
+            || self.prompt_hold.is_some()
+            || self.sending_files()
+            || self.idle.as_ref().is_some_and(|i| i.until.is_some())
+        {
+            return;
+        }
+        let view = match &self.feed {
+            // Typed literal data: how many bytes are still expected (each
+            // typed line counts its CRLF). Lines typed before the server's
+            // `+` wait in the input buffer and count as typed.
+            Feed::Literal { remaining, .. } if *remaining > self.input.len() as u64 => {
+                PromptView::Literal(*remaining - self.input.len() as u64)
+            }
+            // Every byte of the literal is typed: what comes next is the
+            // rest of the command line.
+            Feed::Literal { .. } | Feed::RestOfLine { .. } => PromptView::RestOfLine,
+            _ if self.cont.is_some() => PromptView::Continuation,
+            _ => PromptView::Command {
+                tag: self.tagger.peek(|t| self.in_use(t)),
+                tls: self.tls,
+                user: self.user.clone(),
+                mailbox: self.mailbox.clone(),
+            },
+        };
+        self.actions.push_back(Action::Prompt(view));
+        self.prompt_due = false;
+    }
+
+    /// A line with file literals is under way: no prompt until it is sent.
+    pub(super) fn sending_files(&self) -> bool {
+        !self.segments.is_empty()
+            || matches!(
+                self.feed,
+                Feed::Opening | Feed::FileInFlight { .. } | Feed::Literal { file: Some(_), .. }
+            )
+    }
+
+    pub(super) fn interrupt(&mut self) {
+        let idle = self
+            .outstanding
+            .iter()
+            .find(|o| o.verb == Verb::Idle && o.sent)
+            .map(|o| o.tag.clone());
+        if let Some(tag) = idle {
+            self.notice(format!("sending DONE to end {tag} IDLE"));
+            self.send(b"DONE\r\n".to_vec(), Log::More);
+            if let Some(c) = &mut self.cont {
+                c.ready = false;
+            }
+            if let Some(idle) = &mut self.idle {
+                idle.done_sent = true;
+                idle.renewing = false;
+            }
+            // The next prompt comes with IDLE's completion.
+            self.prompt_hold = Some(tag);
+        }
+    }
+
+    pub(super) fn timeout_error(&self, d: Duration) -> anyhow::Error {
+        if !matches!(self.phase, Phase::Session) {
+            return error::connect(format!(
+                "timed out after {} waiting for {}",
+                secs(d),
+                self.waiting_for()
+            ));
+        }
+        if let Feed::Literal {
+            tag,
+            await_plus: true,
+            ..
+        } = &self.feed
+        {
+            return error::lost(format!(
+                "timed out after {} waiting for the server's '+' to send the literal of {tag}",
+                secs(d)
+            ));
+        }
+        match self.outstanding.front() {
+            Some(o) => error::lost(format!(
+                "timed out after {} waiting for the server's response to {} {}",
+                secs(d),
+                o.tag,
+                o.name
+            )),
+            None => error::lost(format!(
+                "timed out after {} waiting for the server",
+                secs(d)
+            )),
+        }
+    }
+}
