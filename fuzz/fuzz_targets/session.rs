@@ -107,7 +107,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut tls_asked = false;
     let mut line_start = true;
-    let mut drain = |core: &mut Core, check: &mut Check, tls_asked: &mut bool| {
+    let drain = |core: &mut Core, check: &mut Check, tls_asked: &mut bool| {
         while let Some(a) = core.next_action() {
             match a {
                 Action::Send { bytes, log } => check.sent(&bytes, &log),

@@ -18,7 +18,7 @@ use crate::app::repl::{Prompt, PromptKind, PromptState};
 use crate::app::signals::{self, Signals};
 use crate::core::meta;
 use crate::core::options::Security;
-use crate::core::session::{self, Action, Config, Core, Input, Log, PromptView, Signal};
+use crate::core::session::{self, Action, Config, Core, FileRef, Input, Log, PromptView, Signal};
 use crate::error;
 use crate::io::connection::{Connection, Stream};
 use crate::io::fileliteral::FileLiteral;
@@ -112,8 +112,10 @@ pub struct Driver {
     tls: Option<TlsSetup>,
     editor: Option<Editor>,
     utf8: bool,
+    /// The `{@…}` files of the line being sent, by the core's `FileRef::id`.
+    files: Vec<Option<FileLiteral>>,
     /// A file literal being streamed, and the bytes of it still to send.
-    file: Option<(Box<FileLiteral>, u64)>,
+    file: Option<(FileLiteral, u64)>,
     /// `-c` mode, `\idle`: stdin has a line (or ended).
     stdin_watch: Option<mpsc::Receiver<()>>,
 }
@@ -189,6 +191,7 @@ impl Driver {
             tls,
             editor,
             utf8: crate::app::repl::utf8_locale(),
+            files: Vec::new(),
             file: None,
             stdin_watch: None,
         })
@@ -318,11 +321,32 @@ impl Driver {
                     };
                     self.conn.queue(&bytes, sending);
                 }
-                Action::SendFile { file, len } => self.file = Some((file, len)),
+                Action::SendFile { file, len } => {
+                    match self.files.get_mut(file).and_then(Option::take) {
+                        Some(f) => self.file = Some((f, len)),
+                        None => {
+                            return Err(error::lost("internal error: a file literal went missing"));
+                        }
+                    }
+                }
                 Action::OpenFiles { paths } => {
                     let opened = self.open_files(paths, signals).await;
                     if let Some(files) = opened {
-                        self.core.files_opened(files, Instant::now());
+                        let refs = files.map(|files| {
+                            let refs = files
+                                .iter()
+                                .enumerate()
+                                .map(|(id, f)| FileRef {
+                                    id,
+                                    name: f.name.clone(),
+                                    len: f.len,
+                                    nul: f.nul,
+                                })
+                                .collect();
+                            self.files = files.into_iter().map(Some).collect();
+                            refs
+                        });
+                        self.core.files_opened(refs, Instant::now());
                     }
                 }
                 Action::StartTls => {

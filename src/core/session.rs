@@ -37,7 +37,6 @@ use crate::core::meta::{self, Meta, Request};
 use crate::core::pipeline;
 use crate::core::sasl::Secret;
 use crate::error;
-use crate::io::fileliteral::FileLiteral;
 use crate::protocol::caps::Capabilities;
 use crate::protocol::command::{self, Effect, Prepared, Tagger, Verb, masked};
 use crate::protocol::framer::{Event, FrameError, Head, Kind, LineEnd, Status, strip_line_end};
@@ -198,7 +197,7 @@ pub enum Action {
     Send { bytes: Vec<u8>, log: Log },
     /// Stream this many bytes of a file literal to the server, then call
     /// [`Core::file_sent`]. Once started, all of it goes.
-    SendFile { file: Box<FileLiteral>, len: u64 },
+    SendFile { file: usize, len: u64 },
     /// Open the `{@…}` files of a command line (off the runtime thread),
     /// then call [`Core::files_opened`].
     OpenFiles { paths: Vec<Vec<u8>> },
@@ -269,7 +268,7 @@ enum Feed {
         remaining: u64,
         /// A synchronizing literal: nothing may be sent before the `+`.
         await_plus: bool,
-        file: Option<Box<FileLiteral>>,
+        file: Option<FileRef>,
     },
     /// A file literal is streaming; the driver says when it is done.
     FileInFlight { tag: String },
@@ -388,7 +387,7 @@ pub struct Core {
     segments: VecDeque<Segment>,
     /// The line whose files are being opened.
     opening: Option<crate::protocol::literal::Split>,
-    next_file: Option<Box<FileLiteral>>,
+    next_file: Option<FileRef>,
     stdin_used: bool,
     /// The command being sent was refused already (LITERAL+): the literal
     /// under way still goes, a synchronizing one after it does not.
@@ -408,7 +407,21 @@ pub struct Core {
 #[derive(Debug)]
 struct Segment {
     text: Vec<u8>,
-    file: Option<Box<FileLiteral>>,
+    file: Option<FileRef>,
+}
+
+/// A `{@…}` file the driver opened: the core knows it by its number in
+/// the line's list of files, and by what its announcement needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    /// Its place among the files of the line (as `Action::OpenFiles`
+    /// listed them); `Action::SendFile` names it so.
+    pub id: usize,
+    /// The token as the user wrote it (`{@msg.eml}`), for messages.
+    pub name: String,
+    pub len: u64,
+    /// The data holds a NUL byte: only a `~{n}` literal can carry it.
+    pub nul: bool,
 }
 
 impl Core {
@@ -726,7 +739,7 @@ impl Core {
     }
 
     /// The files of an `Action::OpenFiles` are open (or could not be).
-    pub fn files_opened(&mut self, files: anyhow::Result<Vec<FileLiteral>>, now: Instant) {
+    pub fn files_opened(&mut self, files: anyhow::Result<Vec<FileRef>>, now: Instant) {
         self.now = now;
         let Some(split) = self.opening.take() else {
             return;

@@ -127,7 +127,7 @@ impl Core {
                     if let Some(f) = file.take() {
                         let len = *remaining;
                         self.feed = Feed::FileInFlight { tag: tag.clone() };
-                        self.actions.push_back(Action::SendFile { file: f, len });
+                        self.actions.push_back(Action::SendFile { file: f.id, len });
                         return Stop::Blocked;
                     }
                     if self.input.is_empty() {
@@ -400,7 +400,7 @@ impl Core {
     pub(super) fn line_with_files(
         &mut self,
         split: crate::protocol::literal::Split,
-        files: Vec<FileLiteral>,
+        files: Vec<FileRef>,
     ) -> anyhow::Result<Vec<u8>> {
         if split.files.iter().any(|p| p == b"-") {
             self.stdin_used = true;
@@ -410,11 +410,12 @@ impl Core {
         for mut text in split.texts {
             let file = match files.next() {
                 Some(f) => {
-                    let announce = f.announcement(&self.caps).map_err(|e| {
-                        error::usage(format!("{e}; nothing of the command was sent"))
-                    })?;
+                    let announce = crate::protocol::literal::announcement(f.len, f.nul, &self.caps)
+                        .map_err(|e| {
+                            error::usage(format!("{} {e}; nothing of the command was sent", f.name))
+                        })?;
                     text.extend_from_slice(announce.as_bytes());
-                    Some(Box::new(f))
+                    Some(f)
                 }
                 None => None,
             };

@@ -480,6 +480,32 @@ fn a_file_literal_is_opened_by_the_driver_and_streamed() {
 }
 
 #[test]
+fn a_file_literal_goes_between_its_line_and_the_rest() {
+    let mut t = T::session(Source::Stdin);
+    t.input("APPEND INBOX {@m.eml} FLAGS\nNOOP\n");
+    let file = FileRef {
+        id: 0,
+        name: "{@m.eml}".into(),
+        len: 5,
+        nul: false,
+    };
+    t.core.files_opened(Ok(vec![file]), t.now);
+    t.drain();
+    let announced = t.wire();
+    assert!(announced.starts_with("a1 APPEND INBOX {5"), "{announced}");
+    if announced.ends_with("{5}\r\n") {
+        t.server("+ go\r\n");
+    }
+    assert!(t.has(|a| matches!(a, Action::SendFile { file: 0, len: 5 })));
+    assert_eq!(t.wire(), "", "nothing else until the file is sent");
+    t.core.file_sent(t.now);
+    t.drain();
+    assert_eq!(t.wire(), " FLAGS\r\n");
+    t.server("a1 OK\r\n");
+    assert_eq!(t.wire(), "a2 NOOP\r\n");
+}
+
+#[test]
 fn stdin_as_a_file_is_refused_when_stdin_is_the_script() {
     let mut t = T::session(Source::Stdin);
     t.input("APPEND INBOX {@-}\n");
