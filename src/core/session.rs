@@ -785,6 +785,12 @@ impl Core {
             self.phase = Phase::Stopping { signal, deadline };
             return self.stopped("logged out");
         }
+        if matches!(self.feed, Feed::Opening) {
+            // Nothing of the line went out while its files were opened (a
+            // FIFO or {@-} may block there): it is dropped.
+            self.opening = None;
+            self.feed = Feed::Command;
+        }
         if self.logout.is_none() {
             if torn
                 || self.barrier.is_some()

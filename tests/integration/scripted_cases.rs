@@ -59,6 +59,38 @@ fn literal_plus_goes_out_without_waiting() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 }
 
+/// Issue 13 item 1: a non-synchronizing literal refused while it is being
+/// sent is still sent in full (the server counts it, RFC 7888); before,
+/// the next command went out inside the announced literal.
+#[test]
+fn a_literal_plus_refused_mid_data_is_still_sent_whole() {
+    const LEN: usize = 16 * 1024 * 1024;
+    let data: Vec<u8> = (0..LEN).map(|i| b'a' + (i % 26) as u8).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.eml");
+    std::fs::write(&file, &data).unwrap();
+    let mut steps = vec![
+        send("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\n"),
+        expect(&format!("a1 APPEND INBOX {{{LEN}+}}")),
+        // Refused at once, while most of the data is still to come.
+        send("a1 NO [TOOBIG] Message too large\n"),
+        Step::ExpectBytes(data),
+        expect(""),
+        expect("a2 NOOP"),
+        send("a2 OK NOOP completed.\n"),
+    ];
+    steps.extend(logout("a3"));
+    let server = ScriptedServer::start(steps);
+    let line = format!("APPEND INBOX {{@{}}}", file.display());
+    let out = imaptalk()
+        .arg(local(server.port()))
+        .args(["-c", &line, "-c", "NOOP"])
+        .output()
+        .unwrap();
+    server.finish().assert_ok();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+}
+
 #[test]
 fn a_refused_synchronizing_literal_is_not_sent() {
     let mut steps = vec![

@@ -207,6 +207,61 @@ fn sigint_during_idle_sends_done_then_logout() {
     assert_eq!(stdout, t.sent);
 }
 
+/// Issue 13 item 3(f): a FIFO (or `{@-}`) being copied to a spool file no
+/// longer blocks the session: a signal still ends the run with LOGOUT.
+#[cfg(target_os = "linux")]
+#[test]
+fn sigint_while_a_fifo_literal_is_being_read_logs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Held open for writing and never closed: the copy never ends.
+    let mut writer = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    writer.write_all(b"From: a\r\n").unwrap();
+    let server = ScriptedServer::start(vec![
+        send(GREETING),
+        expect("a1 LOGOUT"),
+        send("* BYE bye\na1 OK Logout completed.\n"),
+        Step::Close,
+    ]);
+    let line = format!("APPEND INBOX {{@{}}}", fifo.display());
+    let client = Client::start(server.port(), &["-c", &line], None);
+    // The client has the FIFO open: it is copying it.
+    let fd_dir = format!("/proc/{}/fd", client.child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let opened = || {
+        std::fs::read_dir(&fd_dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| std::fs::read_link(e.path()).is_ok_and(|p| p == fifo))
+        })
+    };
+    while !opened() {
+        assert!(
+            Instant::now() < deadline,
+            "the client never opened the FIFO"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    client.signal("INT");
+    let (code, _, stderr) = client.end();
+    let t = server.finish();
+    t.assert_ok();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert_eq!(stderr, "imaptalk: interrupted by SIGINT: logged out\n");
+    drop(writer);
+}
+
 /// Whether a connection to `port` on 127.0.0.1 is established (the
 /// client is past its start-up, its signal handlers are in place).
 fn connected(port: u16) -> bool {

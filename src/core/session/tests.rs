@@ -874,6 +874,21 @@ fn a_signal_inside_literal_data_sends_nothing_more() {
 }
 
 #[test]
+fn a_signal_while_files_are_opened_drops_the_line_and_logs_out() {
+    let mut t = T::session(Source::Commands);
+    t.input("APPEND INBOX {@/some/fifo}\n");
+    assert!(t.has(|a| matches!(a, Action::OpenFiles { .. })));
+    t.signal(Signal::Interrupt, false);
+    assert_eq!(t.wire(), "a1 LOGOUT\r\n");
+    // The files opened late change nothing.
+    t.core.files_opened(Ok(Vec::new()), t.now);
+    t.drain();
+    assert_eq!(t.wire(), "");
+    t.server("a1 OK\r\n");
+    assert_eq!(t.exit(), 130);
+}
+
+#[test]
 fn a_signal_during_a_torn_write_sends_nothing_more() {
     let mut t = T::session(Source::Stdin);
     t.signal(Signal::Interrupt, true);
