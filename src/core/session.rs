@@ -45,6 +45,7 @@ use crate::text::{duration, escape_str};
 use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
 
 /// How much input is read ahead of what can be sent. Scripts can be huge
 /// and the session may be waiting for a slow server; memory stays flat.
@@ -193,8 +194,9 @@ pub enum PromptView {
 /// What the driver is to do, in order.
 #[derive(Debug)]
 pub enum Action {
-    /// Bytes for the server.
-    Send { bytes: Vec<u8>, log: Log },
+    /// Bytes for the server (a LOGIN line holds a password: zeroed once
+    /// carried out).
+    Send { bytes: Zeroizing<Vec<u8>>, log: Log },
     /// Stream this many bytes of a file literal to the server, then call
     /// [`Core::file_sent`]. Once started, all of it goes.
     SendFile { file: usize, len: u64 },
@@ -831,7 +833,10 @@ impl Core {
     // ----- actions --------------------------------------------------------
 
     fn send(&mut self, bytes: Vec<u8>, log: Log) {
-        self.actions.push_back(Action::Send { bytes, log });
+        self.actions.push_back(Action::Send {
+            bytes: Zeroizing::new(bytes),
+            log,
+        });
     }
 
     fn notice(&mut self, text: impl Into<String>) {

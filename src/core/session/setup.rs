@@ -7,7 +7,7 @@ use crate::core::sasl::{self, Mechanism, Secret};
 use crate::error;
 use crate::protocol::framer::{Head, Kind, Status};
 use crate::text::escape_str;
-use std::collections::VecDeque;
+use zeroize::Zeroizing;
 
 /// Continuation requests answered during one AUTHENTICATE before it is
 /// cancelled: PLAIN and the OAuth2 mechanisms need at most two.
@@ -22,7 +22,8 @@ pub(super) enum Step {
     /// `-u` with LOGIN: the parts still to send after each `+`.
     Login {
         tag: String,
-        rest: VecDeque<Vec<u8>>,
+        /// Zeroed when dropped: the password is among them.
+        rest: Zeroizing<Vec<Vec<u8>>>,
     },
     /// `-u` with AUTHENTICATE.
     Authenticate {
@@ -202,16 +203,15 @@ impl Core {
         let tag = self.tagger.take(|_| false);
         match mech {
             Mechanism::Login => {
-                let mut parts: VecDeque<Vec<u8>> = std::mem::take(
-                    &mut *crate::protocol::astring::login_parts(user, login.secret.expose()),
-                )
-                .into();
+                let mut parts = crate::protocol::astring::login_parts(user, login.secret.expose());
                 let shown = format!(
                     "{tag} LOGIN {} ****",
                     crate::protocol::astring::quote_mailbox(user)
                 );
                 let mut first = format!("{tag} ").into_bytes();
-                first.extend_from_slice(&parts.pop_front().unwrap_or_default());
+                if !parts.is_empty() {
+                    first.extend_from_slice(&Zeroizing::new(parts.remove(0)));
+                }
                 self.echo(shown.clone());
                 self.send(first, Log::Line(Some(shown)));
                 self.phase = Phase::Setup(Step::Login { tag, rest: parts });
@@ -276,7 +276,7 @@ impl Core {
         match step {
             Step::Capability { show, .. } => self.capability_done(show, reply),
             Step::Login { tag, mut rest } => match reply {
-                Reply::More(_) => match rest.pop_front() {
+                Reply::More(_) => match (!rest.is_empty()).then(|| rest.remove(0)) {
                     Some(part) => {
                         self.send(part, Log::More);
                         self.phase = Phase::Setup(Step::Login { tag, rest });

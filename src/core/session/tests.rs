@@ -70,7 +70,7 @@ impl T {
             match a {
                 Action::Send { bytes, log } => {
                     self.wire.extend_from_slice(&bytes);
-                    self.sends.push((bytes, log));
+                    self.sends.push((bytes.to_vec(), log));
                 }
                 a => self.other.push(a),
             }
