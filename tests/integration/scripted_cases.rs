@@ -415,3 +415,65 @@ fn an_impossible_literal_count_in_the_input_is_the_scripts_fault_not_the_servers
     assert!(err.contains("26 digits"), "{err}");
     assert!(!err.contains("server"), "{err}");
 }
+
+/// Issue 13 item 4(a): thousands of stray `+` and unknown completions are
+/// warned about a few times, then counted: a real error stays visible.
+#[test]
+fn floods_of_stray_responses_are_counted_not_repeated() {
+    let mut flood = String::new();
+    for i in 0..10_000 {
+        flood.push_str("+ more?\n");
+        flood.push_str(&format!("x{i} OK forged\n"));
+    }
+    flood.push_str("a1 OK NOOP completed.\n");
+    let mut steps = vec![send(GREETING), expect("a1 NOOP"), send(&flood)];
+    steps.extend(logout("a2"));
+    let server = ScriptedServer::start(steps);
+    let out = imaptalk()
+        .arg(local(server.port()))
+        .args(["-c", "NOOP"])
+        .output()
+        .unwrap();
+    server.finish().assert_ok();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(err.lines().count() <= 8, "{err}");
+    assert!(
+        err.contains(
+            "9997 more continuation requests (+) that no command was waiting for were ignored"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("9997 more completions of tags that were not outstanding were ignored"),
+        "{err}"
+    );
+}
+
+/// Issue 13 item 4(b): `-u` cancels AUTHENTICATE PLAIN with `*` once; a
+/// server that keeps sending `+` ends the run with exit 4 and one line.
+#[test]
+fn u_does_not_answer_endless_continuations() {
+    let server = ScriptedServer::start(vec![
+        send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\n"),
+        expect("a1 AUTHENTICATE PLAIN"),
+        send("+ \n"),
+        Step::ExpectAny,
+        send("+ \n"),
+        expect("*"),
+        send(&"+ \n".repeat(2000)),
+        Step::ExpectEof,
+    ]);
+    let out = imaptalk()
+        .env("IMAPTALK_PASSWORD", "wonderland")
+        .args(["-u", "alice"])
+        .arg(local(server.port()))
+        .write_stdin("NOOP\n")
+        .output()
+        .unwrap();
+    server.finish().assert_ok();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("after it was cancelled"), "{err}");
+}
