@@ -12,17 +12,29 @@
 //! Needs Dovecot 2.3 (Debian: dovecot-imapd). Nothing of the system Dovecot
 //! is used or touched.
 
+// Dovecot runs on Unix only: elsewhere the example says so and exits.
+#[cfg(unix)]
 #[path = "../tests/integration/support/certs.rs"]
 mod certs;
+#[cfg(unix)]
 #[path = "../tests/integration/support/dovecot.rs"]
 mod dovecot;
 
+#[cfg(unix)]
 use dovecot::Dovecot;
+#[cfg(unix)]
 use std::path::PathBuf;
-use tokio::signal::unix::{SignalKind, signal};
 
+#[cfg(not(unix))]
+fn main() {
+    eprintln!("demo_server: Dovecot runs on Unix only; run the demo on Linux or macOS");
+    std::process::exit(1);
+}
+
+#[cfg(unix)]
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    use tokio::signal::unix::{SignalKind, signal};
     let (big_mib, env_file) = options();
     let server = Dovecot::start();
     deliver_demo_mail(&server);
@@ -77,6 +89,7 @@ async fn main() {
     std::process::exit(0);
 }
 
+#[cfg(unix)]
 /// `--big-mib N` and `--env-file FILE`.
 fn options() -> (Option<usize>, Option<PathBuf>) {
     let (mut big, mut env) = (None, None);
@@ -94,6 +107,7 @@ fn options() -> (Option<usize>, Option<PathBuf>) {
     (big, env)
 }
 
+#[cfg(unix)]
 /// A message of `mib` MiB: headers, then 78-byte lines of base64-like text
 /// (bytes Dovecot serves unchanged).
 fn big_message(mib: usize) -> Vec<u8> {
@@ -111,6 +125,7 @@ fn big_message(mib: usize) -> Vec<u8> {
     msg
 }
 
+#[cfg(unix)]
 fn deliver_demo_mail(server: &Dovecot) {
     let date = "Date: Mon, 1 Jun 2026 09:00:00 +0000\r\n";
     server.deliver(

@@ -9,6 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use std::time::{Duration, Instant};
 
+#[cfg(unix)] // only the Dovecot tests use it
 /// Runs `-u USER` with the password in IMAPTALK_PASSWORD and `--echo`.
 fn env_login(args: &[&str], user: &str, password: &str) -> std::process::Output {
     imaptalk()

@@ -2,10 +2,12 @@
 //! session prints exactly what the uncompressed one does; bytes that arrive
 //! with the OK are inflated, not framed; `--compress`; corrupt data.
 
+#[cfg(unix)]
 use crate::support::dovecot::Dovecot;
 use crate::support::scripted::{ScriptedServer, Step, expect, lines, send};
 use crate::support::{imaptalk, local, stderr_of};
 
+#[cfg(unix)] // only the Dovecot tests use it
 /// Dovecot's completions say how long they took, `(0.001 + 0.000 secs)`;
 /// everything else of two runs of the same session is identical.
 fn without_timings(out: &[u8]) -> Vec<u8> {
@@ -34,6 +36,7 @@ fn without_timings(out: &[u8]) -> Vec<u8> {
     result
 }
 
+#[cfg(unix)] // only the Dovecot tests use it
 /// A message of about 600 KB: text that compresses well, and a binary part.
 fn sizeable_message() -> Vec<u8> {
     let mut m = b"From: big@example.com\r\nSubject: sizeable\r\n\r\n".to_vec();

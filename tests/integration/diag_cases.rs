@@ -4,9 +4,7 @@
 
 use crate::support::certs::{pki_for, rustls_server_config, short_lived_pki_for, write_ca};
 use crate::support::scripted::{ScriptedServer, Step, expect, send};
-use crate::support::{imaptalk, local, stderr_of};
-use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
+use crate::support::{imaptalk, stderr_of};
 
 /// `AB:CD:…` SHA-256 of DER bytes, computed here without imaptalk's code.
 fn sha256_colon_hex(der: &[u8]) -> String {
@@ -15,18 +13,21 @@ fn sha256_colon_hex(der: &[u8]) -> String {
     hex.join(":")
 }
 
-/// The DER of every certificate in a PEM file (the test CA's server cert).
-fn pem_file_ders(path: &std::path::Path) -> Vec<Vec<u8>> {
-    CertificateDer::pem_file_iter(path)
-        .unwrap()
-        .map(|c| c.unwrap().to_vec())
-        .collect()
-}
-
 #[cfg(unix)]
 mod against_dovecot {
     use super::*;
     use crate::support::dovecot::Dovecot;
+    use crate::support::local;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+
+    /// The DER of every certificate in a PEM file (the test CA's server cert).
+    fn pem_file_ders(path: &std::path::Path) -> Vec<Vec<u8>> {
+        CertificateDer::pem_file_iter(path)
+            .unwrap()
+            .map(|c| c.unwrap().to_vec())
+            .collect()
+    }
 
     #[test]
     fn verbose_shows_address_tls_parameters_and_the_chain() {

@@ -264,6 +264,8 @@ fn sigint_while_a_fifo_literal_is_being_read_logs_out() {
 
 /// Whether a connection to `port` on 127.0.0.1 is established (the
 /// client is past its start-up, its signal handlers are in place).
+/// Read from /proc/net/tcp, so Linux only, like its one user.
+#[cfg(target_os = "linux")]
 fn connected(port: u16) -> bool {
     let remote = format!("0100007F:{port:04X}");
     std::fs::read_to_string("/proc/net/tcp").is_ok_and(|t| {

@@ -3,6 +3,7 @@
 //! recovered from it exactly.
 
 use crate::support::certs::{pki_for, rustls_server_config, write_ca};
+#[cfg(unix)]
 use crate::support::dovecot::Dovecot;
 use crate::support::scripted::{ScriptedServer, Step, expect, send};
 use crate::support::{imaptalk, local, stderr_of};

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod certs;
+// Dovecot runs on Unix only; on Windows the suite runs without it.
+#[cfg(unix)]
 pub mod dovecot;
 pub mod scripted;
 
@@ -38,6 +40,7 @@ pub fn stderr_of(out: &std::process::Output) -> String {
 /// Appends a small message to alice's INBOX from a connection of its own
 /// (imaptalk with a LITERAL+ taken from the `-c` input), as a second
 /// client would while another one idles.
+#[cfg(unix)]
 pub fn append_from_second_connection(d: &dovecot::Dovecot) {
     let (user, pass) = d.user();
     let out = imaptalk()
