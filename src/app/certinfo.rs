@@ -5,6 +5,7 @@
 //! Everything in a certificate is chosen by whoever made it, so the text
 //! fields are escaped before they can reach a terminal.
 
+use crate::io::tls::{self, hex};
 use crate::text::escape_str;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -68,18 +69,12 @@ fn ip_text(b: &[u8]) -> String {
 
 /// SHA-256 of the DER bytes, colon-separated upper-case hex.
 pub fn fingerprint(der: &[u8]) -> String {
-    hex(
-        ring::digest::digest(&ring::digest::SHA256, der).as_ref(),
-        ":",
-    )
+    hex(&tls::fingerprint(der), ":")
 }
 
-fn hex(bytes: &[u8], sep: &str) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(sep)
+/// The `--pin` argument that trusts exactly this certificate.
+pub fn pin(der: &[u8]) -> String {
+    format!("sha256:{}", hex(&tls::fingerprint(der), ""))
 }
 
 /// Whole days from `now` until `not_after`, rounded down; negative once

@@ -72,6 +72,18 @@ pub struct Cli {
     #[arg(help_heading = CONNECTION, long)]
     pub insecure: bool,
 
+    /// Trust the server certificate with this SHA-256 fingerprint (hex, colons
+    /// optional, may start with sha256:; --show-certs prints it), whatever its
+    /// issuer or name, while it is valid; any other certificate is rejected.
+    /// Repeatable.
+    #[arg(
+        help_heading = CONNECTION,
+        long,
+        value_name = "FINGERPRINT",
+        conflicts_with_all = ["insecure", "cafile"]
+    )]
+    pub pin: Vec<String>,
+
     /// Name sent as SNI and verified against the certificate [default: the host;
     /// no SNI for an IP address].
     #[arg(help_heading = CONNECTION, long, value_name = "NAME")]
@@ -318,9 +330,16 @@ impl Cli {
                 "{flag} needs a TLS connection: add --tls (implicit TLS, port 993) or --starttls (port 143)"
             )));
         }
-        if security == Security::Plain && (self.cafile.is_some() || self.servername.is_some()) {
+        let pins = self
+            .pin
+            .iter()
+            .map(|p| crate::io::tls::parse_pin(p).map_err(error::usage))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if security == Security::Plain
+            && (self.cafile.is_some() || self.servername.is_some() || !pins.is_empty())
+        {
             error::say(
-                "imaptalk: warning: on a plaintext connection --cafile/--servername apply only to a STARTTLS typed later (add --starttls to upgrade at once, or --tls)",
+                "imaptalk: warning: on a plaintext connection --cafile/--pin/--servername apply only to a STARTTLS typed later (add --starttls to upgrade at once, or --tls)",
             );
         }
         let stdin_tty = std::io::stdin().is_terminal();
@@ -398,6 +417,7 @@ impl Cli {
             tls: TlsOptions {
                 cafile: self.cafile,
                 insecure: self.insecure,
+                pins,
                 servername,
             },
             session: SessionOptions {

@@ -81,6 +81,16 @@ pub fn handshake_done(
             None => text.push_str("imaptalk: the server presented no certificate\n"),
         }
     }
+    if settings.show_certs
+        && let Some(leaf) = presented.as_ref().and_then(|p| p.chain.first())
+    {
+        // The way to trust a self-signed server: copy this line.
+        let _ = writeln!(
+            text,
+            "imaptalk: to trust exactly this server certificate: --pin {}",
+            certinfo::pin(leaf)
+        );
+    }
     if let Some(text) = text.strip_suffix('\n') {
         crate::error::say(text);
     }
@@ -137,6 +147,7 @@ fn chain_text(p: &Presented, name: &str, now: i64, text: &mut String) {
             text,
             "imaptalk: verification: OK (trusted chain, valid for '{name}')"
         ),
+        Verdict::Pinned(why) => writeln!(text, "imaptalk: verification: OK (pinned: {why})"),
         Verdict::Unchecked => writeln!(text, "imaptalk: verification: skipped (--insecure)"),
         Verdict::Rejected(why) => writeln!(
             text,

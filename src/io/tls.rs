@@ -4,6 +4,8 @@
 use crate::error;
 use crate::text::{date, io_text, secs};
 use anyhow::Result;
+use std::fmt;
+use std::fmt::Write as _;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,9 @@ pub struct TlsOptions {
     pub cafile: Option<PathBuf>,
     /// `--insecure`: the certificate is not verified at all.
     pub insecure: bool,
+    /// `--pin`: SHA-256 fingerprints of leaf certificates trusted as
+    /// they are; when given, the leaf must match one of them.
+    pub pins: Vec<[u8; 32]>,
     /// The name to verify (and send as SNI unless it is an IP address).
     pub servername: String,
 }
@@ -39,7 +44,7 @@ pub struct TlsSetup {
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
     name_text: String,
-    recorder: Arc<Recorder>,
+    verifier: Arc<Verifier>,
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -54,37 +59,39 @@ impl TlsSetup {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| error::connect(format!("TLS setup failed: {e}")))?;
-        let inner: Arc<dyn ServerCertVerifier> = if settings.insecure {
+        let trust = if settings.insecure {
             error::say(
                 "imaptalk: warning: --insecure: the server's certificate is NOT verified; anyone on the path can read and change this session",
             );
-            Arc::new(NoVerify {
-                provider: provider.clone(),
-                accept: true,
-            })
+            Trust::Insecure
+        } else if !settings.pins.is_empty() {
+            // The pin decides alone: no chain is built, so the system's
+            // roots are not even read.
+            Trust::Pins(settings.pins.clone())
         } else {
-            let roots = roots(settings)?;
-            if roots.is_empty() {
+            let (roots, own) = roots(settings)?;
+            let webpki = if roots.is_empty() {
                 // webpki refuses an empty store; the handshake must still
                 // fail with "unknown authority", which names the fixes.
-                Arc::new(NoVerify {
-                    provider: provider.clone(),
-                    accept: false,
-                })
+                None
             } else {
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| error::connect(format!("TLS setup failed: {e}")))?
-            }
+                Some(
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|e| error::connect(format!("TLS setup failed: {e}")))?
+                        as Arc<dyn ServerCertVerifier>,
+                )
+            };
+            Trust::Roots { webpki, own }
         };
-        let recorder = Arc::new(Recorder {
-            inner,
-            insecure: settings.insecure,
+        let verifier = Arc::new(Verifier {
+            trust,
+            provider,
             seen: Mutex::new(None),
         });
         let config = builder
             .dangerous()
-            .with_custom_certificate_verifier(recorder.clone())
+            .with_custom_certificate_verifier(verifier.clone())
             .with_no_client_auth();
         let host = settings.servername.clone();
         let name = ServerName::try_from(host.clone())
@@ -93,14 +100,14 @@ impl TlsSetup {
             config: Arc::new(config),
             name,
             name_text: host,
-            recorder,
+            verifier,
         })
     }
 
     /// What the last handshake showed: the chain the server sent and the
     /// verdict on it, even when the handshake failed because of it.
     pub fn take_presented(&self) -> Option<Presented> {
-        self.recorder
+        self.verifier
             .seen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -124,23 +131,222 @@ pub struct Presented {
 pub enum Verdict {
     /// Chained to a trusted root, valid now, and valid for the name.
     Trusted,
+    /// The leaf itself is trusted (`--pin`, or it is in `--cafile`), and
+    /// valid now; why, in words.
+    Pinned(&'static str),
     /// `--insecure`: not checked.
     Unchecked,
     /// Rejected, and why.
     Rejected(String),
 }
 
-/// Wraps the real verifier to keep what it saw: `-v` and `--show-certs`
-/// show the chain even when verification fails (that is when people most
-/// want to see it), and the error alone does not carry it.
+/// SHA-256 of a certificate's DER bytes: what `--pin` names.
+pub fn fingerprint(der: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(::ring::digest::digest(&::ring::digest::SHA256, der).as_ref());
+    out
+}
+
+/// A fingerprint as `-v` shows it (`AB:CD:…`), or as `--pin` takes it
+/// without the colons.
+pub fn hex(bytes: &[u8], sep: &str) -> String {
+    let mut out = String::with_capacity(bytes.len() * (2 + sep.len()));
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        let _ = write!(out, "{b:02X}");
+    }
+    out
+}
+
+/// `--pin`: 64 hex digits, with or without colons (as `-v` prints them),
+/// optionally after `sha256:`.
+pub fn parse_pin(text: &str) -> Result<[u8; 32], String> {
+    let t = text.trim();
+    let t = match t.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("sha256:") => &t[7..],
+        _ => t,
+    };
+    let digits: Vec<u8> = t.bytes().filter(|&b| b != b':').collect();
+    let bad = || {
+        format!(
+            "--pin {}: give the certificate's SHA-256 fingerprint: 64 hex digits, with or without colons, optionally after sha256: (--show-certs prints it)",
+            crate::text::escape_str(text)
+        )
+    };
+    if digits.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in digits.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).map_err(|_| bad())?;
+        out[i] = u8::from_str_radix(s, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// What decides whether the server's certificate is trusted.
 #[derive(Debug)]
-struct Recorder {
-    inner: Arc<dyn ServerCertVerifier>,
-    insecure: bool,
+enum Trust {
+    /// `--insecure`.
+    Insecure,
+    /// `--pin`: the leaf's fingerprint must be one of these.
+    Pins(Vec<[u8; 32]>),
+    /// A chain to these roots (None: there are none); or the leaf is one
+    /// of the `own` certificates of `--cafile`: a self-signed server
+    /// certificate given as its own trust anchor, which webpki refuses
+    /// (`CaUsedAsEndEntity` for the CA:TRUE ones `openssl req -x509` makes,
+    /// an unknown issuer for the rest).
+    Roots {
+        webpki: Option<Arc<dyn ServerCertVerifier>>,
+        own: Vec<CertificateDer<'static>>,
+    },
+}
+
+/// The certificate check, which also keeps what it saw: `-v` and
+/// `--show-certs` show the chain even when verification fails (that is
+/// when people most want to see it), and the error alone does not carry it.
+#[derive(Debug)]
+struct Verifier {
+    trust: Trust,
+    provider: Arc<CryptoProvider>,
     seen: Mutex<Option<Presented>>,
 }
 
-impl ServerCertVerifier for Recorder {
+/// `--pin` was given and the server's leaf matches none of the pins.
+#[derive(Debug)]
+struct PinMismatch {
+    fingerprint: String,
+}
+
+impl fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "its SHA-256 fingerprint {} matches no --pin",
+            self.fingerprint
+        )
+    }
+}
+
+impl std::error::Error for PinMismatch {}
+
+impl Verifier {
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<(ServerCertVerified, Verdict), rustls::Error> {
+        match &self.trust {
+            Trust::Insecure => Ok((ServerCertVerified::assertion(), Verdict::Unchecked)),
+            Trust::Pins(pins) => {
+                let fp = fingerprint(end_entity);
+                if !pins.contains(&fp) {
+                    return Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                        rustls::OtherError(Arc::new(PinMismatch {
+                            fingerprint: hex(&fp, ":"),
+                        })),
+                    )));
+                }
+                // Whatever its issuer, CA flag or names: but not expired.
+                within_validity(end_entity, now)?;
+                Ok((
+                    ServerCertVerified::assertion(),
+                    Verdict::Pinned("its SHA-256 fingerprint matches --pin"),
+                ))
+            }
+            Trust::Roots { own, .. } if own.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
+                within_validity(end_entity, now)?;
+                valid_for_name(end_entity, server_name)?;
+                Ok((
+                    ServerCertVerified::assertion(),
+                    Verdict::Pinned("the server's own certificate is in --cafile"),
+                ))
+            }
+            Trust::Roots {
+                webpki: Some(inner),
+                ..
+            } => inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                .map(|v| (v, Verdict::Trusted)),
+            Trust::Roots { webpki: None, .. } => Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
+        }
+    }
+}
+
+/// A trusted leaf must still be within its validity period.
+fn within_validity(der: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let v = cert.validity();
+    let at = |t: i64| UnixTime::since_unix_epoch(Duration::from_secs(t.max(0).unsigned_abs()));
+    let time = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    if time < v.not_before.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYetContext {
+                time: now,
+                not_before: at(v.not_before.timestamp()),
+            },
+        ));
+    }
+    if time > v.not_after.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(
+            CertificateError::ExpiredContext {
+                time: now,
+                not_after: at(v.not_after.timestamp()),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// A leaf trusted through `--cafile` must be for the name connected to,
+/// as any certificate from a CA would have to be.
+fn valid_for_name(der: &CertificateDer<'_>, name: &ServerName<'_>) -> Result<(), rustls::Error> {
+    let cert = webpki::EndEntityCert::try_from(der)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    if cert.verify_is_valid_for_subject_name(name).is_ok() {
+        return Ok(());
+    }
+    use x509_parser::extensions::GeneralName;
+    let mut presented = Vec::new();
+    if let Ok((_, c)) = x509_parser::parse_x509_certificate(der)
+        && let Ok(Some(san)) = c.subject_alternative_name()
+    {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => presented.push(format!("DnsName(\"{d}\")")),
+                GeneralName::IPAddress(b) => {
+                    if let Some(ip) = ip_of(b) {
+                        presented.push(format!("IpAddress({ip})"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Err(rustls::Error::InvalidCertificate(
+        CertificateError::NotValidForNameContext {
+            expected: name.to_owned(),
+            presented,
+        },
+    ))
+}
+
+fn ip_of(b: &[u8]) -> Option<std::net::IpAddr> {
+    if let Ok(v4) = <[u8; 4]>::try_from(b) {
+        return Some(v4.into());
+    }
+    <[u8; 16]>::try_from(b).ok().map(Into::into)
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -149,21 +355,18 @@ impl ServerCertVerifier for Recorder {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let result =
-            self.inner
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
-        let verdict = match (&result, self.insecure) {
-            (Ok(_), true) => Verdict::Unchecked,
-            (Ok(_), false) => Verdict::Trusted,
-            (Err(rustls::Error::InvalidCertificate(c)), _) => Verdict::Rejected(cert_problem(c).0),
-            (Err(e), _) => Verdict::Rejected(tls_problem(e)),
+        let result = self.check(end_entity, intermediates, server_name, ocsp, now);
+        let verdict = match &result {
+            Ok((_, v)) => v.clone(),
+            Err(rustls::Error::InvalidCertificate(c)) => Verdict::Rejected(cert_problem(c).0),
+            Err(e) => Verdict::Rejected(tls_problem(e)),
         };
         let chain = std::iter::once(end_entity)
             .chain(intermediates)
             .map(|c| c.clone().into_owned())
             .collect();
         *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Presented { chain, verdict });
-        result
+        result.map(|(v, _)| v)
     }
     fn verify_tls12_signature(
         &self,
@@ -171,7 +374,14 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        // Whatever decided the trust, the handshake must be signed by the
+        // key of the certificate presented.
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -179,22 +389,24 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-    fn requires_raw_public_keys(&self) -> bool {
-        self.inner.requires_raw_public_keys()
-    }
-    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
-        self.inner.root_hint_subjects()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
-/// The system's roots plus `--cafile`. Roots that fail to load are a
-/// warning; only an empty store is an error.
-fn roots(settings: &TlsOptions) -> Result<RootCertStore> {
+/// The system's roots plus `--cafile`, and the certificates of
+/// `--cafile` themselves (a server's own certificate may be among them).
+/// Roots that fail to load are a warning; only an empty store is an error.
+fn roots(settings: &TlsOptions) -> Result<(RootCertStore, Vec<CertificateDer<'static>>)> {
     let mut store = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for e in &native.errors {
@@ -203,19 +415,19 @@ fn roots(settings: &TlsOptions) -> Result<RootCertStore> {
         ));
     }
     store.add_parsable_certificates(native.certs);
+    let mut own = Vec::new();
     if let Some(path) = &settings.cafile {
         let shown = path.display();
-        let mut added = 0;
         let iter = CertificateDer::pem_file_iter(path)
             .map_err(|e| error::usage(format!("--cafile {shown}: {e}")))?;
         for cert in iter {
             let cert = cert.map_err(|e| error::usage(format!("--cafile {shown}: {e}")))?;
             store
-                .add(cert)
+                .add(cert.clone())
                 .map_err(|e| error::usage(format!("--cafile {shown}: {e}")))?;
-            added += 1;
+            own.push(cert);
         }
-        if added == 0 {
+        if own.is_empty() {
             return Err(error::usage(format!(
                 "--cafile {shown}: no PEM certificates in the file"
             )));
@@ -226,7 +438,7 @@ fn roots(settings: &TlsOptions) -> Result<RootCertStore> {
         // says what is wrong, and --insecure/--cafile are the fixes.
         error::say("imaptalk: warning: no trusted CA certificates found on this system");
     }
-    Ok(store)
+    Ok((store, own))
 }
 
 /// How the handshake came about: the fix for a server that does not
@@ -275,6 +487,8 @@ pub async fn handshake_via(
 const TRUST_HINT: &str = "(use --cafile FILE to trust its CA, or --insecure to skip verification)";
 const NAME_HINT: &str = "(connect to a name the certificate is valid for, or give the name to verify with --servername NAME; --insecure skips verification)";
 const CLOCK_HINT: &str = "(if this machine's clock is right, the server's certificate must be renewed; --insecure skips verification)";
+const SELF_SIGNED_HINT: &str = "(to trust this certificate as it is, give it with --cafile FILE or its fingerprint with --pin, both printed by --show-certs; --insecure skips verification)";
+const PIN_HINT: &str = "(if the server's certificate was replaced on purpose, look at the new one with --show-certs and pin that)";
 const SERVER_HINT: &str = "(the server's certificate must be fixed; --insecure skips verification)";
 
 fn handshake_error(e: &io::Error, name: &str, via: Via) -> String {
@@ -429,6 +643,7 @@ fn cert_problem(c: &CertificateError) -> (String, &'static str) {
         }
         CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
             Some(e) => webpki_problem(e),
+            None if other.0.is::<PinMismatch>() => (other.0.to_string(), PIN_HINT),
             None => (
                 format!("it failed verification ({})", crate::text::escape_str(&other.to_string())),
                 TRUST_HINT,
@@ -446,7 +661,10 @@ fn webpki_problem(e: &webpki::Error) -> (String, &'static str) {
     use webpki::Error as W;
     let problem = match e {
         W::CaUsedAsEndEntity => {
-            "it is a CA certificate, sent as the server's own (the server must present a certificate issued by that CA)"
+            return (
+                "it is a CA certificate, sent as the server's own (a self-signed certificate, or the server must present one issued by that CA)".into(),
+                SELF_SIGNED_HINT,
+            );
         }
         W::EndEntityUsedAsCa => "a server certificate in the chain is used as a CA",
         W::CertDistrusted => "its issuer is no longer trusted",
@@ -517,65 +735,6 @@ fn presented_name(p: &str) -> String {
         .and_then(|i| i.strip_suffix('"'))
         .unwrap_or(inner);
     crate::text::escape_str(inner)
-}
-
-/// `--insecure`: accept any certificate, but still check the handshake
-/// signatures, so only the trust decision is skipped. With `accept` false
-/// (no trusted roots at all), every certificate has an unknown issuer.
-#[derive(Debug)]
-struct NoVerify {
-    provider: Arc<CryptoProvider>,
-    accept: bool,
-}
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.accept {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::UnknownIssuer,
-            ))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 /// What a TLS stream negotiated.
@@ -685,7 +844,14 @@ mod tests {
             webpki::Error::CaUsedAsEndEntity,
         ))));
         assert!(problem.starts_with("it is a CA certificate"), "{problem}");
-        assert_eq!(hint, SERVER_HINT);
+        assert_eq!(hint, SELF_SIGNED_HINT);
+        let (problem, hint) = cert_problem(&CertificateError::Other(OtherError(Arc::new(
+            PinMismatch {
+                fingerprint: "AB:CD".into(),
+            },
+        ))));
+        assert_eq!(problem, "its SHA-256 fingerprint AB:CD matches no --pin");
+        assert_eq!(hint, PIN_HINT);
     }
 
     #[test]
@@ -737,6 +903,33 @@ mod tests {
             implicit.contains("try --starttls or drop --tls"),
             "{implicit}"
         );
+    }
+
+    #[test]
+    fn pins_in_every_spelling() {
+        let fp = fingerprint(b"abc");
+        let colons = hex(&fp, ":");
+        assert!(colons.starts_with("BA:78:16:BF"), "{colons}");
+        for text in [
+            colons.clone(),
+            colons.to_ascii_lowercase(),
+            hex(&fp, ""),
+            format!("sha256:{}", hex(&fp, "")),
+            format!("SHA256:{colons}"),
+        ] {
+            assert_eq!(parse_pin(&text), Ok(fp), "{text}");
+        }
+        for bad in [
+            "",
+            "sha256:",
+            "ab",
+            &hex(&fp, "")[1..],
+            &format!("{}zz", &hex(&fp, "")[2..]),
+            "sha1:00",
+        ] {
+            let e = parse_pin(bad).unwrap_err();
+            assert!(e.starts_with("--pin ") && e.contains("--show-certs"), "{e}");
+        }
     }
 
     #[test]

@@ -42,6 +42,49 @@ pub fn short_lived_pki_for(names: &[&str], days: u64) -> TestPki {
     build_with(names, Lifetime::Days(days))
 }
 
+/// A self-signed server certificate as `openssl req -x509` makes it:
+/// CA:TRUE, no separate CA. `ca_pem` is the certificate itself.
+pub fn self_signed_for(names: &[&str]) -> TestPki {
+    self_signed_with(names, false)
+}
+
+/// Like [`self_signed_for`], but it expired long ago.
+pub fn expired_self_signed_for(names: &[&str]) -> TestPki {
+    self_signed_with(names, true)
+}
+
+fn self_signed_with(names: &[&str], expired: bool) -> TestPki {
+    let key = KeyPair::generate().expect("key");
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = CertificateParams::new(names.clone()).expect("params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    if let Some(first) = names.first() {
+        params
+            .distinguished_name
+            .push(DnType::CommonName, first.as_str());
+    }
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    }
+    let cert = params.self_signed(&key).expect("self-sign");
+    TestPki {
+        ca_pem: cert.pem(),
+        cert_chain_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        cert_der: cert.der().to_vec(),
+        key_der: key.serialize_der(),
+        ca_der: cert.der().to_vec(),
+    }
+}
+
+/// The SHA-256 fingerprint of a DER certificate, as `--pin` takes it.
+pub fn pin_of(der: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, der);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Writes `ca.pem` into `dir` and returns its path.
 pub fn write_ca(dir: &Path, pki: &TestPki) -> PathBuf {
     let path = dir.join("ca.pem");
