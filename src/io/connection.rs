@@ -101,9 +101,6 @@ pub struct Connection {
     queued: Vec<u8>,
 }
 
-/// Queued command lines are written once they reach this size.
-const QUEUE_MAX: usize = 64 * 1024;
-
 impl Connection {
     pub fn new(stream: Stream, peer: String) -> Connection {
         Connection {
@@ -235,38 +232,6 @@ impl Connection {
         Ok(true)
     }
 
-    /// Sends bytes and flushes them (TLS buffers records until flushed).
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        self.send_as(bytes, Sending::More).await
-    }
-
-    /// Sends bytes, telling the transcript what they are (a new line, which
-    /// may be shown masked).
-    pub async fn send_as(&mut self, bytes: &[u8], sending: Sending<'_>) -> Result<()> {
-        if let Some(log) = &mut self.log {
-            log.client(bytes, sending);
-            log.flush();
-        }
-        if !self.queued.is_empty() {
-            self.queued.extend_from_slice(bytes);
-            return self.send_queued().await;
-        }
-        self.write_out(bytes).await
-    }
-
-    /// Like [`send_as`](Self::send_as), but the bytes may wait in a queue
-    /// for the next send or [`send_queued`](Self::send_queued).
-    pub async fn queue_as(&mut self, bytes: &[u8], sending: Sending<'_>) -> Result<()> {
-        if let Some(log) = &mut self.log {
-            log.client(bytes, sending);
-        }
-        self.queued.extend_from_slice(bytes);
-        if self.queued.len() >= QUEUE_MAX {
-            self.send_queued().await?;
-        }
-        Ok(())
-    }
-
     /// Queues bytes for the next [`send_queued`](Self::send_queued),
     /// telling the transcript what they are. The caller flushes.
     pub fn queue(&mut self, bytes: &[u8], sending: Sending<'_>) {
@@ -281,7 +246,7 @@ impl Connection {
         !self.queued.is_empty()
     }
 
-    /// Writes out whatever [`queue_as`](Self::queue_as) queued.
+    /// Writes out whatever [`queue`](Self::queue) queued.
     pub async fn send_queued(&mut self) -> Result<()> {
         if self.queued.is_empty() {
             return Ok(());
