@@ -96,8 +96,9 @@ pub struct Connection {
     /// signal ended the session), the server holds part of a line, and
     /// nothing more may be written in the middle of it.
     torn: bool,
-    /// `--pipeline`: command lines that go out with the next send, so that
-    /// a run of commands costs one system call (and one TLS record).
+    /// What the session asked to send, written in one go after each batch
+    /// of its actions: a run of pipelined commands costs one system call
+    /// (and one TLS record).
     queued: Vec<u8>,
 }
 
