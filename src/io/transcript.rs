@@ -92,6 +92,9 @@ pub struct Transcript {
     failed: bool,
     server: Side,
     client: Side,
+    /// `--listen`: the connection's number (`#3`), written after the
+    /// timestamp of each record; empty for a session of its own.
+    label: String,
 }
 
 impl Transcript {
@@ -120,7 +123,15 @@ impl Transcript {
             failed: false,
             server: Side::default(),
             client: Side::default(),
+            label: String::new(),
         }
+    }
+
+    /// Records of one connection among several (`--listen`): each gets
+    /// `label` (`#3`) between its timestamp and its source.
+    pub fn labelled(mut self, label: &str) -> Transcript {
+        self.label = label.to_string();
+        self
     }
 
     /// Something that happened to the connection: connect, TLS, COMPRESS, close.
@@ -254,6 +265,10 @@ impl Transcript {
         }
         let mut line = timestamp(SystemTime::now());
         line.push(' ');
+        if !self.label.is_empty() {
+            line.push_str(&self.label);
+            line.push(' ');
+        }
         line.push_str(mark);
         line.push(' ');
         crate::text::escape_record(bytes, &mut line);
@@ -452,6 +467,19 @@ mod tests {
                 "C+ ab",
                 "C: ",
             ]
+        );
+    }
+
+    #[test]
+    fn labelled_records_name_their_connection() {
+        let shared = Shared::default();
+        let mut t = Transcript::to_writer(Box::new(shared.clone()), Literals::Full, "t".into())
+            .labelled("#12");
+        t.event("connect x:143 (127.0.0.1:143)");
+        t.client(b"a1 NOOP\r\n", Line(None));
+        assert_eq!(
+            records(&shared),
+            ["#12 *: connect x:143 (127.0.0.1:143)", "#12 C: a1 NOOP"]
         );
     }
 

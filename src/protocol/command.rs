@@ -898,6 +898,25 @@ pub fn prepare(
     })
 }
 
+/// A command line as a client sent it, its own tag first (`--listen`
+/// shows a mail client's commands): the tag is the first word, whatever
+/// it is, and the verb the second. For [`masked`] and messages.
+pub fn from_wire(line: &[u8]) -> Prepared {
+    let line = crate::protocol::framer::strip_line_end(line);
+    let (tag, rest) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &[][..]),
+    };
+    let verb = Verb::parse(word(rest).0);
+    Prepared {
+        tag: String::from_utf8_lossy(tag).into_owned(),
+        name: command_name(rest, verb),
+        verb,
+        wire: line.to_vec(),
+        literal: literal_announcement(line, false).ok().flatten(),
+    }
+}
+
 /// The argument that matters for the prompt once the command succeeds:
 /// the user of LOGIN (or of AUTHENTICATE PLAIN with an initial response),
 /// the mailbox of SELECT and EXAMINE. None when it is not on the line (a
@@ -1120,6 +1139,26 @@ mod tests {
         );
         assert_eq!(arg("AUTHENTICATE PLAIN", &mut t), None);
         assert_eq!(arg("NOOP", &mut t), None);
+    }
+
+    #[test]
+    fn lines_as_a_client_sent_them() {
+        let p = from_wire(b"A001 login alice {5}\r\n");
+        assert_eq!(
+            (p.tag.as_str(), p.name.as_str(), p.verb),
+            ("A001", "LOGIN", Verb::Login)
+        );
+        assert_eq!(p.literal.map(|l| l.len), Some(5));
+        assert_eq!(masked(&p), "A001 login alice ****");
+        let p = from_wire(b"7 AUTHENTICATE PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=");
+        assert_eq!(masked(&p), "7 AUTHENTICATE PLAIN ****");
+        // A tag that is a verb, or no tag at all: still the first word.
+        let p = from_wire(b"NOOP LOGOUT");
+        assert_eq!((p.tag.as_str(), p.verb), ("NOOP", Verb::Logout));
+        let p = from_wire(b"x1 uid fetch 1:* FLAGS");
+        assert_eq!((p.name.as_str(), p.verb), ("UID FETCH", Verb::Uid));
+        let p = from_wire(b"");
+        assert_eq!((p.tag.as_str(), p.verb), ("", Verb::Other));
     }
 
     #[test]
