@@ -1,5 +1,5 @@
 //! Bytes to and from the server and local files: TCP, TLS, the connection
-//! and its COMPRESS layer, the `--log` transcript, file literals.
+//! and its COMPRESS layer, proxies, the `--log` transcript, file literals.
 
 /// How much is read from the socket at once. Large reads keep the number
 /// of system calls (and TLS records decrypted per call) low when a big
@@ -9,6 +9,7 @@ pub const READ_SIZE: usize = 128 * 1024;
 pub mod compress;
 pub mod connection;
 pub mod fileliteral;
+pub mod proxy;
 pub mod tcp;
 pub mod tls;
 pub mod transcript;

@@ -28,10 +28,14 @@
 //!     that takes events and input and yields actions.
 //!   - [`core::pipeline`]: which script commands `--pipeline` may send
 //!     before earlier ones complete.
-//!   - [`core::sasl`]: mechanisms, SASL payloads, the [`core::sasl::Secret`].
+//!   - [`core::sasl`]: mechanisms, SASL payloads, SCRAM, the
+//!     [`core::sasl::Secret`].
 //! - [`io`]: bytes to and from the server and local files.
-//!   - [`io::tcp`]: resolving and connecting, keepalive.
-//!   - [`io::tls`]: TLS configuration, verification, the handshake.
+//!   - [`io::tcp`]: resolving and connecting (`-4`/`-6`), keepalive.
+//!   - [`io::proxy`]: `--proxy` (SOCKS5, HTTP CONNECT) and the
+//!     `--proxy-protocol` header.
+//!   - [`io::tls`]: TLS configuration (versions, client certificate, key
+//!     log), verification (`--pin`, `--cafile`), the handshake.
 //!   - [`io::connection`]: the `Connection` that owns the socket and the
 //!     framer; STARTTLS and COMPRESS switch its stream.
 //!   - [`io::compress`]: COMPRESS=DEFLATE, a layer under the framer, and

@@ -91,8 +91,11 @@ fuzz_target!(|data: &[u8]| {
             user: "u".into(),
             secret: Secret::new("p w".into()),
             oauth2: false,
+            mech: None,
+            nonce: "n0nce".into(),
         }),
         plaintext_refusal: None,
+        local: flags & 2 == 0,
         renew_idle: Duration::from_secs(3),
     };
     let mut now = Instant::now();

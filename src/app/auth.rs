@@ -32,11 +32,18 @@ pub enum Source {
     Token(Secret),
     /// `--oauth2-token-command`: its stdout is the token.
     TokenCommand(String),
+    /// `--sasl EXTERNAL` or `ANONYMOUS`: no secret at all.
+    Nothing,
 }
 
 impl Source {
     pub fn is_oauth2(&self) -> bool {
-        !matches!(self, Source::Password { .. })
+        matches!(self, Source::Token(_) | Source::TokenCommand(_))
+    }
+
+    /// No secret is needed.
+    pub fn is_none(&self) -> bool {
+        matches!(self, Source::Nothing)
     }
 }
 
@@ -44,9 +51,12 @@ impl Source {
 /// [`obtain`] before connecting.
 #[derive(Clone, Debug)]
 pub struct Login {
+    /// Empty for `--sasl EXTERNAL` or `ANONYMOUS` without `-u`.
     pub user: String,
     pub source: Source,
     pub secret: Option<Secret>,
+    /// `--sasl`.
+    pub mech: Option<crate::core::sasl::Mechanism>,
 }
 
 /// Whether a host name or address is this machine: `localhost` (and
@@ -120,6 +130,7 @@ pub fn obtain(login: &Login, host: &str) -> Result<Secret> {
             Ok(Secret::new(t.expose().trim().to_string()))
         }
         Source::TokenCommand(cmd) => token_command(cmd),
+        Source::Nothing => Ok(Secret::default()),
     }
 }
 
@@ -322,6 +333,7 @@ mod tests {
             user: "alice".into(),
             source: Source::Token(Secret::new("tok".into())),
             secret: Some(s),
+            mech: None,
         };
         let shown = format!("{login:?}");
         assert!(

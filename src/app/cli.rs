@@ -6,9 +6,11 @@ use crate::app::diag::DiagOptions;
 use crate::app::render::OutputOptions;
 use crate::app::target::{self, IMAPS_PORT, Scheme};
 use crate::core::options::{Input, Security, SessionOptions};
+use crate::core::sasl::{self, Mechanism};
 use crate::error;
 use crate::io::tcp::ConnectOptions;
-use crate::io::tls::TlsOptions;
+use crate::io::tcp::Family;
+use crate::io::tls::{ClientCert, TlsOptions, Version};
 use crate::io::transcript::{Literals, TranscriptOptions};
 use clap::{Parser, ValueEnum};
 use std::io::IsTerminal;
@@ -44,7 +46,7 @@ const DIAGNOSTICS: &str = "Certificates and diagnostics";
         imaptalk host:993 -c 'LOGIN alice secret' -c 'STATUS INBOX (MESSAGES UNSEEN)'\n  \
         imaptalk -u alice host:993 -c 'STATUS INBOX (MESSAGES UNSEEN)'\n\n\
         Exit codes: 0 ok; 1 a command completed NO or BAD (script and -c mode) or the -u login was refused; \
-        2 usage or script error; 3 could not connect (DNS, TCP, TLS, certificate, \
+        2 usage or script error; 3 could not connect (DNS, TCP, proxy, TLS, certificate, \
         STARTTLS, greeting BYE); 4 connection lost, protocol error or timeout; \
         5 --expiry-warn: a certificate expires within DAYS; 130/143 a script ended by \
         SIGINT/SIGTERM (after a LOGOUT when possible)."
@@ -94,11 +96,60 @@ pub struct Cli {
     #[arg(help_heading = CONNECTION, long, value_name = "SECS")]
     pub timeout: Option<f64>,
 
-    /// Log in as USER right after connecting (after STARTTLS): AUTHENTICATE
-    /// PLAIN when offered, else LOGIN. The password comes from
-    /// --password-file, IMAPTALK_PASSWORD, or a prompt on the terminal.
+    /// Connect over IPv4 only.
+    #[arg(help_heading = CONNECTION, short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Connect over IPv6 only.
+    #[arg(help_heading = CONNECTION, short = '6', long = "ipv6")]
+    pub ipv6: bool,
+
+    /// Connect through a proxy: socks5://HOST:PORT (the server's name resolved
+    /// here), socks5h://HOST:PORT (resolved by the proxy) or http://HOST:PORT
+    /// (CONNECT); USER:PASSWORD@ before HOST logs in to the proxy.
+    #[arg(help_heading = CONNECTION, long, value_name = "URL")]
+    pub proxy: Option<String>,
+
+    /// Send a HAProxy PROXY header (version 1 or 2) first, as a load balancer
+    /// in front of the server would.
+    #[arg(help_heading = CONNECTION, long, value_name = "VERSION")]
+    pub proxy_protocol: Option<ProxyProtocol>,
+
+    /// The oldest TLS version to accept [default: 1.2; older ones are never used].
+    #[arg(help_heading = CONNECTION, long, value_name = "VERSION")]
+    pub tls_min: Option<TlsVersion>,
+
+    /// The newest TLS version to offer [default: 1.3].
+    #[arg(help_heading = CONNECTION, long, value_name = "VERSION")]
+    pub tls_max: Option<TlsVersion>,
+
+    /// Append the TLS session keys to FILE in the NSS key log format, for
+    /// Wireshark (created with mode 0600; a warning every run) [env: SSLKEYLOGFILE].
+    #[arg(help_heading = CONNECTION, long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
+
+    /// Client certificate (PEM, the chain after it), sent when the server asks
+    /// for one; the key may be in the same file.
+    #[arg(help_heading = CONNECTION, long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC;
+    /// not encrypted) [default: the --cert file].
+    #[arg(help_heading = CONNECTION, long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Log in as USER right after connecting (after STARTTLS), with the strongest
+    /// mechanism offered: SCRAM-SHA-256, SCRAM-SHA-1, PLAIN, else LOGIN. The
+    /// password comes from --password-file, IMAPTALK_PASSWORD, or a prompt on the
+    /// terminal.
     #[arg(help_heading = LOGIN, short = 'u', long, value_name = "USER", conflicts_with = "show_certs")]
     pub user: Option<String>,
+
+    /// Log in with this SASL mechanism: SCRAM-SHA-256, SCRAM-SHA-1, PLAIN, LOGIN,
+    /// EXTERNAL (the --cert certificate; -u is then the optional authorization
+    /// identity), ANONYMOUS (-u optional), OAUTHBEARER or XOAUTH2 (with a token).
+    #[arg(help_heading = LOGIN, long, value_name = "MECH", conflicts_with = "show_certs")]
+    pub sasl: Option<String>,
 
     /// Read the password for -u from FILE (its last line end is dropped).
     #[arg(help_heading = LOGIN, long, value_name = "FILE", requires = "user")]
@@ -239,6 +290,31 @@ pub enum ColorChoice {
     Never,
 }
 
+/// `--proxy-protocol`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProxyProtocol {
+    V1,
+    V2,
+}
+
+/// `--tls-min` / `--tls-max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum TlsVersion {
+    #[value(name = "1.2")]
+    V1_2,
+    #[value(name = "1.3")]
+    V1_3,
+}
+
+impl From<TlsVersion> for Version {
+    fn from(v: TlsVersion) -> Version {
+        match v {
+            TlsVersion::V1_2 => Version::Tls12,
+            TlsVersion::V1_3 => Version::Tls13,
+        }
+    }
+}
+
 /// `--log-literals` (the transcript's own enum knows nothing of clap).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogLiterals {
@@ -335,13 +411,25 @@ impl Cli {
             .iter()
             .map(|p| crate::io::tls::parse_pin(p).map_err(error::usage))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        if security == Security::Plain
-            && (self.cafile.is_some() || self.servername.is_some() || !pins.is_empty())
-        {
-            error::say(
-                "imaptalk: warning: on a plaintext connection --cafile/--pin/--servername apply only to a STARTTLS typed later (add --starttls to upgrade at once, or --tls)",
-            );
+        let tls_flags = [
+            ("--cafile", self.cafile.is_some()),
+            ("--pin", !pins.is_empty()),
+            ("--servername", self.servername.is_some()),
+            ("--cert", self.cert.is_some()),
+            ("--tls-min", self.tls_min.is_some()),
+            ("--tls-max", self.tls_max.is_some()),
+        ];
+        let given: Vec<&str> = tls_flags.iter().filter(|f| f.1).map(|f| f.0).collect();
+        if security == Security::Plain && !given.is_empty() {
+            error::say(&format!(
+                "imaptalk: warning: on a plaintext connection {} apply only to a STARTTLS typed later (add --starttls to upgrade at once, or --tls)",
+                given.join(", ")
+            ));
         }
+        let proxy = match &self.proxy {
+            Some(url) => Some(crate::io::proxy::parse(url).map_err(error::usage)?),
+            None => None,
+        };
         let stdin_tty = std::io::stdin().is_terminal();
         let stdout_tty = std::io::stdout().is_terminal();
         let input = if !self.commands.is_empty() {
@@ -361,7 +449,43 @@ impl Cli {
                         && std::env::var("TERM").map_or(true, |t| t != "dumb")
                 }
             };
-        let login = self.user.map(|user| {
+        let sasl = match &self.sasl {
+            None => None,
+            Some(name) => Some(Mechanism::parse(name).ok_or_else(|| {
+                error::usage(format!(
+                    "--sasl {}: imaptalk knows {}",
+                    crate::text::escape_str(name),
+                    sasl::MECHANISMS.map(Mechanism::name).join(", ")
+                ))
+            })?),
+        };
+        let secretless = sasl.is_some_and(Mechanism::secretless);
+        if sasl.is_some() && !secretless && self.user.is_none() {
+            return Err(error::usage(format!(
+                "--sasl {} needs -u USER",
+                sasl.map_or("", Mechanism::name)
+            )));
+        }
+        if secretless
+            && (self.password_file.is_some()
+                || self.oauth2_token.is_some()
+                || self.oauth2_token_command.is_some())
+        {
+            return Err(error::usage(format!(
+                "--sasl {} uses no password or token",
+                sasl.map_or("", Mechanism::name)
+            )));
+        }
+        if sasl == Some(Mechanism::External) && self.cert.is_none() {
+            return Err(error::usage(
+                "--sasl EXTERNAL logs in with the client certificate: give it with --cert FILE",
+            ));
+        }
+        let user = match (self.user, secretless) {
+            (None, true) => Some(String::new()),
+            (u, _) => u,
+        };
+        let login = user.map(|user| {
             use crate::app::auth::{PASSWORD_ENV, Source, TOKEN_ENV};
             let env_token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
             let source = match (
@@ -380,21 +504,44 @@ impl Cli {
                     _ => Source::Password { file: None },
                 },
             };
+            let source = if secretless { Source::Nothing } else { source };
             Login {
                 user,
                 source,
                 secret: None,
+                mech: sasl,
             }
         });
-        if let Some(l) = &login {
+        if let Some(l) = &login
+            && let Some(m) = l.mech
+            && !m.secretless()
+            && m.oauth2() != l.source.is_oauth2()
+        {
+            return Err(error::usage(if m.oauth2() {
+                format!(
+                    "--sasl {} needs an OAuth2 token (--oauth2-token-command, --oauth2-token or IMAPTALK_OAUTH2_TOKEN)",
+                    m.name()
+                )
+            } else {
+                format!("--sasl {} needs a password, not an OAuth2 token", m.name())
+            }));
+        }
+        if let Some(l) = login.as_ref().filter(|l| !l.source.is_none()) {
             let what = if l.source.is_oauth2() {
                 "an OAuth2 token"
             } else {
                 "a password"
             };
+            // Through a proxy elsewhere, even "localhost" is another machine.
+            let rule_host = match &proxy {
+                Some(p) if !auth::is_loopback(&p.host) => {
+                    format!("{} (through {})", target.host, p.display())
+                }
+                _ => target.host.clone(),
+            };
             if let Some(why) = auth::plaintext_refusal(
                 Channel::of(security),
-                &target.host,
+                &rule_host,
                 self.allow_plaintext_auth,
                 what,
             ) {
@@ -402,6 +549,35 @@ impl Cli {
             }
         }
         let servername = self.servername.unwrap_or_else(|| target.host.clone());
+        let (tls_min, tls_max) = (
+            self.tls_min.unwrap_or(TlsVersion::V1_2),
+            self.tls_max.unwrap_or(TlsVersion::V1_3),
+        );
+        if tls_min > tls_max {
+            return Err(error::usage(
+                "--tls-min is newer than --tls-max: no TLS version is left",
+            ));
+        }
+        // --keylog wins over the variable curl, Firefox and Chrome honour.
+        let keylog = self.keylog.or_else(|| {
+            std::env::var_os("SSLKEYLOGFILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        for (flag, file) in [("--cert", &self.cert), ("--key", &self.key)] {
+            if let Some(f) = file
+                && !f.is_file()
+            {
+                return Err(error::usage(format!(
+                    "{flag} {}: no such file",
+                    f.display()
+                )));
+            }
+        }
+        let client_cert = self.cert.map(|cert| ClientCert {
+            key: self.key.unwrap_or_else(|| cert.clone()),
+            cert,
+        });
         let history = match (self.no_history, self.history) {
             (true, _) => None,
             (false, Some(f)) => Some(f),
@@ -413,12 +589,26 @@ impl Cli {
                 port: target.port,
                 timeout,
                 verbose: self.verbose,
+                family: match (self.ipv4, self.ipv6) {
+                    (true, _) => Some(Family::V4),
+                    (_, true) => Some(Family::V6),
+                    _ => None,
+                },
+                proxy,
+                proxy_protocol: self.proxy_protocol.map(|v| match v {
+                    ProxyProtocol::V1 => crate::io::proxy::Header::V1,
+                    ProxyProtocol::V2 => crate::io::proxy::Header::V2,
+                }),
             },
             tls: TlsOptions {
                 cafile: self.cafile,
                 insecure: self.insecure,
                 pins,
                 servername,
+                min: tls_min.into(),
+                max: tls_max.into(),
+                keylog,
+                client_cert,
             },
             session: SessionOptions {
                 security,
@@ -537,6 +727,61 @@ mod tests {
         assert!(settings(&["--starttls", "imaps://h"]).is_err());
         assert!(settings(&["--tls", "imap://h"]).is_err());
         assert!(Cli::try_parse_from(["imaptalk", "--tls", "--starttls", "h"]).is_err());
+    }
+
+    #[test]
+    fn connection_flags() {
+        let s = settings(&["-6", "h"]).unwrap();
+        assert_eq!(s.connect.family, Some(Family::V6));
+        assert_eq!(
+            settings(&["--ipv4", "h"]).unwrap().connect.family,
+            Some(Family::V4)
+        );
+        assert_eq!(settings(&["h"]).unwrap().connect.family, None);
+        let t = settings(&["--tls-max", "1.2", "h:993"]).unwrap().tls;
+        assert_eq!((t.min, t.max), (Version::Tls12, Version::Tls12));
+        let t = settings(&["h:993"]).unwrap().tls;
+        assert_eq!((t.min, t.max), (Version::Tls12, Version::Tls13));
+        assert!(settings(&["--tls-min", "1.3", "--tls-max", "1.2", "h:993"]).is_err());
+        assert!(Cli::try_parse_from(["imaptalk", "--tls-min", "1.0", "h"]).is_err());
+        let c = settings(&["--proxy", "socks5h://u:p@127.0.0.1:9050", "h"]).unwrap();
+        let p = c.connect.proxy.unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("127.0.0.1", 9050));
+        assert!(settings(&["--proxy", "socks4://h:1", "h"]).is_err());
+        let c = settings(&["--proxy-protocol", "v2", "h"]).unwrap();
+        assert_eq!(c.connect.proxy_protocol, Some(crate::io::proxy::Header::V2));
+        assert!(Cli::try_parse_from(["imaptalk", "--key", "k.pem", "h"]).is_err());
+        assert!(settings(&["--cert", "/nonexistent/c.pem", "h:993"]).is_err());
+        assert!(Cli::try_parse_from(["imaptalk", "--pin", "00", "--insecure", "h"]).is_err());
+    }
+
+    #[test]
+    fn sasl_flags() {
+        let s = settings(&["--sasl", "anonymous", "h:993"]).unwrap();
+        let l = s.login.unwrap();
+        assert_eq!((l.user.as_str(), l.mech), ("", Some(Mechanism::Anonymous)));
+        assert!(l.source.is_none());
+        let s = settings(&["-u", "a", "--sasl", "SCRAM-SHA-1", "h:993"]).unwrap();
+        assert_eq!(s.login.unwrap().mech, Some(Mechanism::ScramSha1));
+        assert!(settings(&["--sasl", "PLAIN", "h:993"]).is_err());
+        assert!(settings(&["--sasl", "EXTERNAL", "h:993"]).is_err());
+        assert!(settings(&["--sasl", "NTLM", "-u", "a", "h:993"]).is_err());
+        // No secret: no plaintext refusal either.
+        assert!(settings(&["--sasl", "ANONYMOUS", "mail.example.com"]).is_ok());
+        // Through a proxy elsewhere, localhost is another machine.
+        let e = settings(&[
+            "-u",
+            "a",
+            "--proxy",
+            "socks5://proxy.example:1080",
+            "localhost",
+        ])
+        .unwrap_err();
+        assert!(
+            crate::error::message(&e).contains("through socks5://proxy.example:1080"),
+            "{e}"
+        );
+        assert!(settings(&["-u", "a", "--proxy", "socks5://127.0.0.1:1080", "localhost"]).is_ok());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use crate::app::certinfo;
 use crate::io::tcp::Tcp;
-use crate::io::tls::{Presented, TlsInfo, TlsSetup, Verdict};
+use crate::io::tls::{ClientAuthSeen, Presented, TlsInfo, TlsSetup, Verdict};
 use crate::text::duration;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -35,11 +35,24 @@ pub fn connected(settings: &DiagOptions, tcp: &Tcp, tls_follows: bool) {
     } else {
         "; plaintext, no TLS"
     };
-    crate::error::say(&format!(
-        "imaptalk: connected to {} ({family}) in {}{plain}",
-        tcp.addr,
-        duration(tcp.took)
-    ));
+    match &tcp.proxy {
+        None => crate::error::say(&format!(
+            "imaptalk: connected to {} ({family}) in {}{plain}",
+            tcp.addr,
+            duration(tcp.took)
+        )),
+        Some(p) => {
+            let server = tcp
+                .server
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "the server (resolved by the proxy)".to_string());
+            crate::error::say(&format!(
+                "imaptalk: connected to {server} through the proxy {p} ({}, {family}) in {}{plain}",
+                tcp.addr,
+                duration(tcp.took)
+            ));
+        }
+    }
 }
 
 /// After every TLS handshake, successful or not (`info` is None when it
@@ -73,6 +86,28 @@ pub fn handshake_done(
         );
         if let Some(alpn) = &i.alpn {
             let _ = writeln!(text, "imaptalk: ALPN {}", crate::text::escape(alpn));
+        }
+    }
+    let asked = tls.client_auth();
+    if settings.verbose {
+        let line = match (&asked, tls.has_client_cert()) {
+            (Some(ClientAuthSeen::Sent(f)), _) => Some(format!(
+                "the server asked for a client certificate; sent the one of --cert {}",
+                f.display()
+            )),
+            (Some(ClientAuthSeen::NoneSent), true) => Some(
+                "the server asked for a client certificate; none sent (the --cert key cannot sign in a way the server accepts)".to_string(),
+            ),
+            (Some(ClientAuthSeen::NoneSent), false) => {
+                Some("the server asked for a client certificate; none sent (no --cert)".to_string())
+            }
+            (None, true) if info.is_some() => Some(
+                "the server did not ask for a client certificate; --cert was not used".to_string(),
+            ),
+            (None, _) => None,
+        };
+        if let Some(line) = line {
+            let _ = writeln!(text, "imaptalk: {line}");
         }
     }
     if summary {

@@ -46,7 +46,9 @@ fn renew_interval() -> Duration {
 
 /// The core's view of the run's options. `script`: one command at a time
 /// whatever the input (`--show-certs`); `peer`: the address connected.
-pub fn config(settings: &Settings, script: bool, peer: &str) -> Config {
+/// `local`: the server is this machine (the plaintext rule allows a
+/// secret to go unencrypted to it).
+pub fn config(settings: &Settings, script: bool, peer: &str, local: bool) -> Config {
     use crate::core::options::Input as From;
     let opts = &settings.session;
     let login = settings.login.as_ref().and_then(|l| {
@@ -54,14 +56,12 @@ pub fn config(settings: &Settings, script: bool, peer: &str) -> Config {
             user: l.user.clone(),
             secret,
             oauth2: l.source.is_oauth2(),
+            mech: l.mech,
+            nonce: scram_nonce(),
         })
     });
-    // The name was checked before connecting; the address it led to must
-    // be this machine too for a secret to go unencrypted.
-    let local = peer
-        .parse::<std::net::SocketAddr>()
-        .is_ok_and(|a| a.ip().to_canonical().is_loopback());
     let plaintext_refusal = match &login {
+        Some(l) if l.mech.is_some_and(crate::core::sasl::Mechanism::secretless) => None,
         Some(l) if opts.security == Security::Plain && !local && !opts.allow_plaintext_auth => {
             let what = if l.oauth2 {
                 "an OAuth2 token"
@@ -92,8 +92,35 @@ pub fn config(settings: &Settings, script: bool, peer: &str) -> Config {
         tag_prefix: opts.tag_prefix.clone(),
         login,
         plaintext_refusal,
+        local,
         renew_idle: renew_interval(),
     }
+}
+
+/// Test-only: the SCRAM client nonce, so that a scripted server can play
+/// a fixed exchange. Not documented for users.
+const SCRAM_NONCE_ENV: &str = "IMAPTALK_TEST_SCRAM_NONCE";
+
+/// A fresh SCRAM client nonce: 18 random bytes, base64 (no `,` in it).
+fn scram_nonce() -> String {
+    if let Ok(n) = std::env::var(SCRAM_NONCE_ENV)
+        && !n.is_empty()
+        && !n.contains(',')
+    {
+        return n;
+    }
+    use base64::Engine as _;
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 18];
+    // Should the system's generator ever fail (it does not on the
+    // platforms imaptalk runs on), the clock keeps the nonce changing.
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes[..16].copy_from_slice(&t.to_le_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Where the driver sends prompts and learns for completion
@@ -156,7 +183,21 @@ impl Driver {
         };
         let tcp = tcp?;
         crate::app::diag::connected(&settings.diag, &tcp, tls.is_some());
-        let peer = tcp.addr.to_string();
+        // The name was checked before connecting; the address it led to
+        // must be this machine too for a secret to go unencrypted. Through
+        // a proxy, both the proxy and the server must be.
+        let loopback = |a: std::net::SocketAddr| a.ip().to_canonical().is_loopback();
+        let local = loopback(tcp.addr)
+            && match (&tcp.proxy, tcp.server) {
+                (None, _) => true,
+                (Some(_), Some(server)) => loopback(server),
+                (Some(_), None) => false,
+            };
+        let peer = match (&tcp.proxy, tcp.server) {
+            (None, _) => tcp.addr.to_string(),
+            (Some(p), Some(server)) => format!("{server} through {p}"),
+            (Some(p), None) => format!("{} through {p}", settings.connect.display()),
+        };
         let mut expiring = false;
         let stream = match (&settings.session.security, &tls) {
             (Security::Tls, Some(tls)) => {
@@ -175,7 +216,7 @@ impl Driver {
         };
         let is_tls = matches!(stream, Stream::Tls(_));
         let mut conn = Connection::new(stream, peer.clone());
-        let cfg = config(&settings, script, &peer);
+        let cfg = config(&settings, script, &peer, local);
         if cfg.source != session::Source::Interactive {
             conn.set_send_timeout(settings.session.timeout);
         }

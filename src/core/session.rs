@@ -85,9 +85,27 @@ pub use crate::core::options::Security;
 /// `-u`: who to log in as, with the secret read before connecting.
 #[derive(Debug, Clone)]
 pub struct AutoLogin {
+    /// Empty for `--sasl EXTERNAL` or `ANONYMOUS` without `-u`.
     pub user: String,
     pub secret: Secret,
     pub oauth2: bool,
+    /// `--sasl`: this mechanism, else the strongest the server offers.
+    pub mech: Option<crate::core::sasl::Mechanism>,
+    /// The client nonce of a SCRAM exchange (drawn by the driver, so the
+    /// core stays deterministic).
+    pub nonce: String,
+}
+
+impl AutoLogin {
+    /// Who logs in, for messages.
+    pub fn shown(&self) -> String {
+        use crate::core::sasl::Mechanism;
+        match (self.user.as_str(), self.mech) {
+            ("", Some(Mechanism::External)) => "the user of the client certificate".to_string(),
+            ("", Some(Mechanism::Anonymous)) => "anonymous".to_string(),
+            (u, _) => escape_str(u),
+        }
+    }
 }
 
 /// What the core needs to know of the run's options.
@@ -111,6 +129,9 @@ pub struct Config {
     /// not encrypted (the driver applies the plaintext rule to the
     /// address it connected to).
     pub plaintext_refusal: Option<String>,
+    /// The server is this machine: a LOGIN typed over plaintext is not
+    /// warned about.
+    pub local: bool,
     /// How long one `\idle` IDLE runs before it is renewed.
     pub renew_idle: Duration,
 }
@@ -383,6 +404,10 @@ pub struct Core {
     prompt_hold: Option<String>,
     /// The next LOGIN comes from `\login`: hold the prompt for it.
     meta_login: bool,
+    /// A typed LOGIN over plaintext was warned about (once a session).
+    plain_login_warned: bool,
+    /// `-v` showed the logins offered over TLS (true) or before it.
+    offer_shown: Option<bool>,
     caps: Capabilities,
     auto_compress: compress::Auto,
     /// The rest of a command line with `{@…}` file literals.
@@ -456,6 +481,8 @@ impl Core {
             prompt_due: true,
             prompt_hold: None,
             meta_login: false,
+            plain_login_warned: false,
+            offer_shown: None,
             caps: Capabilities::default(),
             segments: VecDeque::new(),
             opening: None,

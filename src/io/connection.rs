@@ -214,6 +214,13 @@ impl Connection {
             // Servers often close after BYE without a TLS close_notify: the
             // caller decides whether that end was expected.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(e) if super::tls::late_alert(&e).is_some() => {
+                let why = super::tls::late_alert(&e).unwrap_or_default();
+                return Err(error::connect(format!(
+                    "TLS with {} failed: {why}",
+                    self.peer
+                )));
+            }
             Err(e) => {
                 return Err(error::lost(format!(
                     "connection to {} lost: {}",

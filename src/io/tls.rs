@@ -36,6 +36,43 @@ pub struct TlsOptions {
     pub pins: Vec<[u8; 32]>,
     /// The name to verify (and send as SNI unless it is an IP address).
     pub servername: String,
+    /// `--tls-min` / `--tls-max`: the TLS versions offered.
+    pub min: Version,
+    pub max: Version,
+    /// `--keylog` or `SSLKEYLOGFILE`: where the session keys are appended.
+    pub keylog: Option<PathBuf>,
+    /// `--cert` / `--key`: the client certificate, if the server asks.
+    pub client_cert: Option<ClientCert>,
+}
+
+/// A TLS version imaptalk speaks; older ones are broken and never used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Version {
+    Tls12,
+    Tls13,
+}
+
+impl Version {
+    pub fn name(self) -> &'static str {
+        match self {
+            Version::Tls12 => "TLS 1.2",
+            Version::Tls13 => "TLS 1.3",
+        }
+    }
+
+    fn rustls(self) -> &'static rustls::SupportedProtocolVersion {
+        match self {
+            Version::Tls12 => &rustls::version::TLS12,
+            Version::Tls13 => &rustls::version::TLS13,
+        }
+    }
+}
+
+/// `--cert FILE` and `--key FILE` (the same file when the key is in it).
+#[derive(Clone, Debug)]
+pub struct ClientCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// What a TLS handshake needs: the client configuration and the name to
@@ -45,6 +82,9 @@ pub struct TlsSetup {
     name: ServerName<'static>,
     name_text: String,
     verifier: Arc<Verifier>,
+    client: Arc<ClientAuth>,
+    min: Version,
+    max: Version,
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -56,9 +96,26 @@ fn provider() -> Arc<CryptoProvider> {
 impl TlsSetup {
     pub fn new(settings: &TlsOptions) -> Result<TlsSetup> {
         let provider = provider();
+        let versions: Vec<_> = [Version::Tls13, Version::Tls12]
+            .into_iter()
+            .filter(|v| (settings.min..=settings.max).contains(v))
+            .map(Version::rustls)
+            .collect();
         let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&versions)
             .map_err(|e| error::connect(format!("TLS setup failed: {e}")))?;
+        let client = Arc::new(ClientAuth {
+            key: match &settings.client_cert {
+                Some(c) => Some(client_key(c, &provider)?),
+                None => None,
+            },
+            file: settings.client_cert.as_ref().map(|c| c.cert.clone()),
+            seen: Mutex::new(None),
+        });
+        let keylog = match &settings.keylog {
+            Some(path) => Some(KeyLogWriter::open(path)?),
+            None => None,
+        };
         let trust = if settings.insecure {
             error::say(
                 "imaptalk: warning: --insecure: the server's certificate is NOT verified; anyone on the path can read and change this session",
@@ -89,10 +146,13 @@ impl TlsSetup {
             provider,
             seen: Mutex::new(None),
         });
-        let config = builder
+        let mut config = builder
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone())
-            .with_no_client_auth();
+            .with_client_cert_resolver(client.clone());
+        if let Some(k) = keylog {
+            config.key_log = Arc::new(k);
+        }
         let host = settings.servername.clone();
         let name = ServerName::try_from(host.clone())
             .map_err(|_| error::usage(format!("'{host}' is not a valid TLS server name")))?;
@@ -101,7 +161,20 @@ impl TlsSetup {
             name,
             name_text: host,
             verifier,
+            client,
+            min: settings.min,
+            max: settings.max,
         })
+    }
+
+    /// Whether the last handshake asked for a client certificate, and
+    /// whether one was sent. None: it did not ask.
+    pub fn client_auth(&self) -> Option<ClientAuthSeen> {
+        self.client
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// What the last handshake showed: the chain the server sent and the
@@ -114,9 +187,166 @@ impl TlsSetup {
             .take()
     }
 
+    /// `--cert` was given.
+    pub fn has_client_cert(&self) -> bool {
+        self.client.key.is_some()
+    }
+
     /// The name verified against the certificate.
     pub fn name(&self) -> &str {
         &self.name_text
+    }
+}
+
+/// What happened to client authentication in a handshake that asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAuthSeen {
+    /// The certificate of this `--cert` file was sent.
+    Sent(PathBuf),
+    /// No `--cert` (or none the server could accept): none was sent.
+    NoneSent,
+}
+
+/// The client certificate, given to rustls when the server asks, and a
+/// note that it asked (for `-v`).
+#[derive(Debug)]
+struct ClientAuth {
+    key: Option<Arc<rustls::sign::CertifiedKey>>,
+    file: Option<PathBuf>,
+    seen: Mutex<Option<ClientAuthSeen>>,
+}
+
+impl rustls::client::ResolvesClientCert for ClientAuth {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let usable = self
+            .key
+            .as_ref()
+            .filter(|k| k.key.choose_scheme(sigschemes).is_some());
+        let seen = match (usable, &self.file) {
+            (Some(_), Some(f)) => ClientAuthSeen::Sent(f.clone()),
+            _ => ClientAuthSeen::NoneSent,
+        };
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(seen);
+        usable.cloned()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.key.is_some()
+    }
+}
+
+/// Reads `--cert` (the certificate, then its chain) and `--key` (or the
+/// key in the `--cert` file), and checks that they belong together.
+fn client_key(
+    c: &ClientCert,
+    provider: &CryptoProvider,
+) -> Result<Arc<rustls::sign::CertifiedKey>> {
+    use tokio_rustls::rustls::pki_types::PrivateKeyDer;
+    let cert_shown = c.cert.display();
+    let chain = CertificateDer::pem_file_iter(&c.cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| error::usage(format!("--cert {cert_shown}: {e}")))?;
+    if chain.is_empty() {
+        return Err(error::usage(format!(
+            "--cert {cert_shown}: no PEM certificate in the file"
+        )));
+    }
+    let flag = if c.key == c.cert { "--cert" } else { "--key" };
+    let key_shown = c.key.display();
+    let text = std::fs::read(&c.key)
+        .map_err(|e| error::usage(format!("{flag} {key_shown}: {}", crate::text::io_text(&e))))?;
+    if memchr::memmem::find(&text, b"ENCRYPTED").is_some() {
+        return Err(error::usage(format!(
+            "{flag} {key_shown}: the private key is encrypted; imaptalk needs it unencrypted (openssl pkey -in {key_shown} -out key.pem, then keep key.pem private)"
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&text).map_err(|e| {
+        let why = match e {
+            rustls::pki_types::pem::Error::NoItemsFound => {
+                "no private key in the file (PKCS#8, PKCS#1 RSA or SEC1 EC PEM; give the key with --key FILE)".to_string()
+            }
+            other => other.to_string(),
+        };
+        error::usage(format!("{flag} {key_shown}: {why}"))
+    })?;
+    rustls::sign::CertifiedKey::from_der(chain, key, provider)
+        .map(Arc::new)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => error::usage(format!(
+                "{flag} {key_shown}: the private key does not belong to the certificate in --cert {cert_shown}"
+            )),
+            other => error::usage(format!(
+                "{flag} {key_shown}: the private key cannot be used ({})",
+                words(&format!("{other:?}"))
+            )),
+        })
+}
+
+/// `--keylog`: the session secrets in the NSS key log format that
+/// Wireshark reads (`LABEL CLIENT_RANDOM SECRET`, hex), appended.
+struct KeyLogWriter {
+    file: Mutex<Option<std::fs::File>>,
+    path: PathBuf,
+}
+
+impl fmt::Debug for KeyLogWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyLogWriter({})", self.path.display())
+    }
+}
+
+impl KeyLogWriter {
+    fn open(path: &std::path::Path) -> Result<KeyLogWriter> {
+        let mut options = std::fs::OpenOptions::new();
+        options.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // The keys decrypt the session: nobody else may read them.
+            options.mode(0o600);
+        }
+        let file = options.open(path).map_err(|e| {
+            error::usage(format!(
+                "--keylog {}: {}",
+                path.display(),
+                crate::text::io_text(&e)
+            ))
+        })?;
+        error::say(&format!(
+            "imaptalk: warning: TLS session keys are written to {} (--keylog or SSLKEYLOGFILE): anyone with that file can decrypt this session",
+            path.display()
+        ));
+        Ok(KeyLogWriter {
+            file: Mutex::new(Some(file)),
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl rustls::KeyLog for KeyLogWriter {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        use std::io::Write as _;
+        let line = zeroize::Zeroizing::new(format!(
+            "{label} {} {}\n",
+            hex(client_random, "").to_ascii_lowercase(),
+            hex(secret, "").to_ascii_lowercase()
+        ));
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        // One write per line: sessions sharing the file do not interleave.
+        if let Some(f) = file.as_mut()
+            && let Err(e) = f.write_all(line.as_bytes())
+        {
+            error::say(&format!(
+                "imaptalk: warning: cannot write to the key log {}: {}; no more keys are logged",
+                self.path.display(),
+                crate::text::io_text(&e)
+            ));
+            *file = None;
+        }
     }
 }
 
@@ -480,7 +710,24 @@ pub async fn handshake_via(
         })?,
         None => fut.await,
     };
-    result.map_err(|e| error::connect(handshake_error(&e, &tls.name_text, via)))
+    let cx = Context {
+        name: &tls.name_text,
+        via,
+        min: tls.min,
+        max: tls.max,
+        client_cert: tls.client.key.is_some(),
+    };
+    result.map_err(|e| error::connect(handshake_error(&e, &cx)))
+}
+
+/// What a handshake error message needs to know of the attempt.
+struct Context<'a> {
+    name: &'a str,
+    via: Via,
+    min: Version,
+    max: Version,
+    /// `--cert` was given.
+    client_cert: bool,
 }
 
 /// The fixes, by what is wrong.
@@ -491,7 +738,8 @@ const SELF_SIGNED_HINT: &str = "(to trust this certificate as it is, give it wit
 const PIN_HINT: &str = "(if the server's certificate was replaced on purpose, look at the new one with --show-certs and pin that)";
 const SERVER_HINT: &str = "(the server's certificate must be fixed; --insecure skips verification)";
 
-fn handshake_error(e: &io::Error, name: &str, via: Via) -> String {
+fn handshake_error(e: &io::Error, cx: &Context) -> String {
+    let (name, via) = (cx.name, cx.via);
     let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
         if e.kind() == io::ErrorKind::UnexpectedEof {
             return match via {
@@ -522,8 +770,92 @@ fn handshake_error(e: &io::Error, name: &str, via: Via) -> String {
                 "TLS handshake with '{name}' failed: the server did not answer with TLS; is this a plaintext port? try --starttls or drop --tls"
             ),
         },
-        other => format!("TLS handshake with '{name}' failed: {}", tls_problem(other)),
+        other => {
+            let problem = version_problem(other, cx)
+                .or_else(|| client_cert_problem(other, cx))
+                .unwrap_or_else(|| tls_problem(other));
+            format!("TLS handshake with '{name}' failed: {problem}")
+        }
     }
+}
+
+/// The versions offered, for messages: `TLS 1.3`, `TLS 1.2 or 1.3`.
+fn offered(cx: &Context) -> String {
+    if cx.min == cx.max {
+        cx.min.name().to_string()
+    } else {
+        "TLS 1.2 or 1.3".to_string()
+    }
+}
+
+/// A fatal alert read after the handshake: with TLS 1.3, a server that
+/// wanted a client certificate (or refused the one sent) says so only
+/// after the client thinks the handshake is done.
+pub fn late_alert(e: &io::Error) -> Option<String> {
+    let tls = e.get_ref()?.downcast_ref::<rustls::Error>()?;
+    let sent = !matches!(
+        tls,
+        rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired)
+    );
+    let cx = Context {
+        name: "",
+        via: Via::Implicit,
+        min: Version::Tls12,
+        max: Version::Tls13,
+        client_cert: sent,
+    };
+    client_cert_problem(tls, &cx)
+}
+
+/// A server and imaptalk with no TLS version in common.
+fn version_problem(e: &rustls::Error, cx: &Context) -> Option<String> {
+    use rustls::PeerIncompatible as P;
+    let limited = (cx.min, cx.max) != (Version::Tls12, Version::Tls13);
+    Some(match e {
+        rustls::Error::PeerIncompatible(P::ServerDoesNotSupportTls12Or13) => {
+            "the server offers only TLS 1.0 or 1.1 (or SSL), which are broken and not supported by imaptalk: the server needs upgrading to TLS 1.2 or 1.3".into()
+        }
+        rustls::Error::PeerIncompatible(P::ServerTlsVersionIsDisabledByOurConfig) => format!(
+            "the server chose a TLS version outside --tls-min/--tls-max ({} offered)",
+            offered(cx)
+        ),
+        rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion) if limited => {
+            format!(
+                "the server does not speak {} (--tls-min/--tls-max)",
+                offered(cx)
+            )
+        }
+        rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion) => {
+            "the server speaks no TLS version imaptalk accepts (TLS 1.2 and 1.3); if it speaks only TLS 1.0 or 1.1, which are broken, it needs upgrading".into()
+        }
+        _ => return None,
+    })
+}
+
+/// A server that wanted a client certificate, or refused the one sent.
+fn client_cert_problem(e: &rustls::Error, cx: &Context) -> Option<String> {
+    use rustls::AlertDescription as A;
+    let rustls::Error::AlertReceived(
+        a @ (A::CertificateRequired
+        | A::BadCertificate
+        | A::UnknownCA
+        | A::AccessDenied
+        | A::CertificateUnknown
+        | A::CertificateExpired
+        | A::CertificateRevoked
+        | A::UnsupportedCertificate),
+    ) = e
+    else {
+        return None;
+    };
+    let alert = words(&format!("{a:?}"));
+    Some(if cx.client_cert {
+        format!("the server refused the client certificate of --cert ({alert} alert)")
+    } else {
+        format!(
+            "the server requires a client certificate ({alert} alert): give one with --cert FILE (and --key FILE)"
+        )
+    })
 }
 
 /// A TLS failure other than the certificate, as a sentence.
@@ -539,9 +871,6 @@ fn tls_problem(e: &rustls::Error) -> String {
         rustls::Error::AlertReceived(A::UnrecognisedName) => {
             "the server does not serve the name imaptalk asked for (try --servername NAME)".into()
         }
-        rustls::Error::AlertReceived(
-            A::CertificateRequired | A::BadCertificate | A::UnknownCA | A::AccessDenied,
-        ) => "the server wants a client certificate, which imaptalk does not send".into(),
         rustls::Error::AlertReceived(a) => {
             format!("the server ended the handshake ({} alert)", words(&format!("{a:?}")))
         }
@@ -895,10 +1224,17 @@ mod tests {
             io::ErrorKind::InvalidData,
             rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
         );
-        let starttls = handshake_error(&e, "mail.test", Via::StartTls);
+        let cx = |via| Context {
+            name: "mail.test",
+            via,
+            min: Version::Tls12,
+            max: Version::Tls13,
+            client_cert: false,
+        };
+        let starttls = handshake_error(&e, &cx(Via::StartTls));
         assert!(starttls.starts_with("injection detected"), "{starttls}");
         assert!(!starttls.contains("--starttls"), "{starttls}");
-        let implicit = handshake_error(&e, "mail.test", Via::Implicit);
+        let implicit = handshake_error(&e, &cx(Via::Implicit));
         assert!(
             implicit.contains("try --starttls or drop --tls"),
             "{implicit}"

@@ -4,6 +4,7 @@
 mod auth_cases;
 mod cli_cases;
 mod compress_cases;
+mod conn_cases;
 mod diag_cases;
 #[cfg(unix)]
 mod dovecot_cases;
@@ -21,9 +22,13 @@ mod notes_cases;
 mod pipeline_cases;
 #[cfg(unix)]
 mod pty_cases;
+#[cfg(unix)]
+mod sasl_cases;
 mod scripted_cases;
 #[cfg(unix)]
 mod signal_cases;
 mod support;
 mod tls_cases;
 mod transcript_cases;
+#[cfg(unix)]
+mod tunnel_cases;

@@ -501,6 +501,13 @@ impl Core {
             self.barrier = Some(p.tag.clone());
         }
         self.auto_compress.sending_verb(verb);
+        if verb == Verb::Login && !self.tls && !self.cfg.local && !self.plain_login_warned {
+            self.plain_login_warned = true;
+            self.notice(format!(
+                "warning: this LOGIN sends the password unencrypted to {}: anyone on the path can read it (STARTTLS first, or connect with --starttls or --tls)",
+                escape_str(&self.cfg.host)
+            ));
+        }
         self.echo(masked(&p));
         // The transcript gets the masked line whenever it may hide a secret.
         let shown = (verb.secret() != command::Secret::None).then(|| masked(&p));

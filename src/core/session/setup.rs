@@ -30,6 +30,8 @@ pub(super) enum Step {
         tag: String,
         mech: Mechanism,
         ir: Secret,
+        /// SCRAM: the rest of the exchange, and the server's proof.
+        scram: Option<sasl::Scram>,
         ir_sent: bool,
         rounds: u32,
         /// `*` was sent: one more `+` is a protocol error.
@@ -102,6 +104,7 @@ impl Core {
                 )));
             }
         }
+        self.say_login_offer();
         if self.cfg.security == Security::StartTls {
             // The first command, before anything else can be sent.
             let tag = self.tagger.take(|_| false);
@@ -168,6 +171,7 @@ impl Core {
             return self.start_session();
         };
         let user = login.user.as_str();
+        let forced = login.mech;
         if self.user.is_some() {
             self.notice("the server greeted with PREAUTH: already logged in; -u is not used");
             return self.start_session();
@@ -180,8 +184,8 @@ impl Core {
         if self.caps.list().is_empty() {
             return self.capability(false);
         }
-        let shown_user = escape_str(user);
-        let mech = match sasl::choose(login.oauth2, &self.caps) {
+        let shown_user = login.shown();
+        let mech = match sasl::choose(login.oauth2, &self.caps, forced) {
             Ok(m) => m,
             Err(e) => {
                 return self.fail(error::refused(format!(
@@ -218,12 +222,23 @@ impl Core {
             }
             _ => {
                 let t = (&self.cfg.host, self.cfg.port);
-                let ir = sasl::initial_response(mech, user, &login.secret, t.0, t.1);
+                let scram = mech
+                    .scram_hash()
+                    .map(|h| sasl::Scram::new(h, user, &login.secret, &login.nonce));
+                let ir = match &scram {
+                    Some(s) => Secret::new(s.client_first()),
+                    None => sasl::initial_response(mech, user, &login.secret, t.0, t.1),
+                };
                 let name = mech.name();
                 let ir_sent = self.caps.has("SASL-IR");
                 let (wire, shown) = if ir_sent {
+                    // RFC 4959: "=" is an empty initial response.
+                    let ir_text = match ir.expose() {
+                        "" => "=",
+                        text => text,
+                    };
                     (
-                        format!("{tag} AUTHENTICATE {name} {}\r\n", ir.expose()),
+                        format!("{tag} AUTHENTICATE {name} {ir_text}\r\n"),
                         format!("{tag} AUTHENTICATE {name} ****"),
                     )
                 } else {
@@ -238,6 +253,7 @@ impl Core {
                     tag,
                     mech,
                     ir,
+                    scram,
                     ir_sent,
                     rounds: 0,
                     cancelled: false,
@@ -291,12 +307,22 @@ impl Core {
                 tag,
                 mech,
                 ir,
+                mut scram,
                 mut ir_sent,
                 mut rounds,
                 cancelled,
                 mut oauth_error,
             } => {
                 let challenge = match reply {
+                    Reply::Done(Status::Ok, _) if scram.as_ref().is_some_and(|s| !s.verified()) => {
+                        // A server that does not know the password can
+                        // still say OK: only its signature proves it does.
+                        return self.fail(error::refused(format!(
+                            "login as {} aborted: the server accepted {} without proving that it knows the password (no SCRAM server signature); it may be an impostor",
+                            self.login_shown(),
+                            mech.name()
+                        )));
+                    }
                     Reply::Done(status, text) => {
                         return self.login_done(refusal(status, text, oauth_error));
                     }
@@ -312,9 +338,27 @@ impl Core {
                 let answer = if !ir_sent {
                     ir_sent = true;
                     ir.clone()
-                } else if rounds > MAX_ROUNDS || matches!(mech, Mechanism::Plain | Mechanism::Login)
-                {
-                    // PLAIN is done after its one response: cancel.
+                } else if let Some(s) = scram.as_mut() {
+                    match s.step(&challenge) {
+                        Ok(answer) => {
+                            if s.verified() && self.cfg.verbose {
+                                self.say(format!(
+                                    "imaptalk: {}: the server proved that it knows the password",
+                                    mech.name()
+                                ));
+                            }
+                            answer
+                        }
+                        Err(e) => {
+                            return self.fail(error::refused(format!(
+                                "login as {} failed: {e}",
+                                self.login_shown()
+                            )));
+                        }
+                    }
+                } else if rounds > MAX_ROUNDS || !mech.oauth2() {
+                    // PLAIN, EXTERNAL and ANONYMOUS are done after their
+                    // one response: cancel.
                     Secret::new("*".to_string())
                 } else {
                     oauth_error = Some(sasl::oauth_error(&challenge));
@@ -333,6 +377,7 @@ impl Core {
                     tag,
                     mech,
                     ir,
+                    scram,
                     ir_sent,
                     rounds,
                     cancelled,
@@ -367,6 +412,7 @@ impl Core {
                 escape_str(&list)
             ));
         }
+        self.say_login_offer();
         self.auto_login();
     }
 
@@ -374,17 +420,20 @@ impl Core {
         let Some(login) = &self.cfg.login else {
             return self.start_session();
         };
-        let user = login.user.clone();
+        let user = login.shown();
         match refusal {
             None => {
-                self.user = Some(user);
+                self.user = Some(match login.user.as_str() {
+                    "" => "?".to_string(),
+                    u => u.to_string(),
+                });
                 if let Some(notice) = self.auto_compress.logged_in() {
                     self.notice(notice);
                 }
                 self.start_session();
             }
             Some(text) => {
-                let msg = format!("login as {} failed: {text}", escape_str(&user));
+                let msg = format!("login as {user} failed: {text}");
                 if self.cfg.wait() {
                     self.fail(error::refused(msg));
                 } else {
@@ -393,6 +442,43 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// `-v`: the ways to log in the server offers, before TLS and again
+    /// over it (what a server offers in plaintext is often less, and is
+    /// not to be trusted).
+    fn say_login_offer(&mut self) {
+        if !self.cfg.verbose || self.caps.list().is_empty() || self.offer_shown == Some(self.tls) {
+            return;
+        }
+        self.offer_shown = Some(self.tls);
+        let mut ways: Vec<String> = Vec::new();
+        if self.caps.has("LOGINDISABLED") {
+            ways.push("LOGINDISABLED (no LOGIN)".to_string());
+        } else {
+            ways.push("LOGIN".to_string());
+        }
+        ways.extend(
+            self.caps
+                .list()
+                .iter()
+                .filter(|c| c.len() > 5 && c[..5].eq_ignore_ascii_case("AUTH="))
+                .map(|c| escape_str(c)),
+        );
+        let when = if self.tls { "over TLS" } else { "before TLS" };
+        self.say(format!(
+            "imaptalk: logins offered {when}: {}",
+            ways.join(", ")
+        ));
+    }
+
+    /// Who `-u` logs in as, for messages.
+    fn login_shown(&self) -> String {
+        self.cfg
+            .login
+            .as_ref()
+            .map(super::AutoLogin::shown)
+            .unwrap_or_default()
     }
 
     fn start_session(&mut self) {

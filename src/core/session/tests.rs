@@ -25,6 +25,7 @@ fn config(source: Source) -> Config {
         tag_prefix: "a".to_string(),
         login: None,
         plaintext_refusal: None,
+        local: true,
         renew_idle: RENEW_IDLE,
     }
 }
@@ -935,6 +936,8 @@ fn login(oauth2: bool) -> Config {
         user: "alice".into(),
         secret: Secret::new("wonder land".into()),
         oauth2,
+        mech: None,
+        nonce: "rOprNGfwEbeRWgbNEkqO".into(),
     });
     cfg
 }
@@ -1038,6 +1041,264 @@ fn u_is_not_used_after_preauth() {
     t.server("* PREAUTH hi\r\n");
     assert_eq!(t.wire(), "");
     assert!(t.notices()[0].contains("PREAUTH"));
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn sasl_login(user: &str, secret: &str, mech: Option<crate::core::sasl::Mechanism>) -> Config {
+    let mut cfg = config(Source::Stdin);
+    cfg.login = Some(AutoLogin {
+        user: user.into(),
+        secret: Secret::new(secret.into()),
+        oauth2: false,
+        mech,
+        nonce: "rOprNGfwEbeRWgbNEkqO".into(),
+    });
+    cfg
+}
+
+const SCRAM_GREETING: &str =
+    "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=SCRAM-SHA-1 AUTH=SCRAM-SHA-256] hi\r\n";
+/// RFC 7677's example exchange (user "user", password "pencil").
+const SCRAM_FIRST: &str =
+    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+const SCRAM_FINAL: &str = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+const SCRAM_SIGNATURE: &str = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+
+#[test]
+fn u_prefers_scram_sha_256_and_checks_the_server_signature() {
+    let mut cfg = sasl_login("user", "pencil", None);
+    cfg.verbose = true;
+    let mut t = T::new(cfg);
+    t.input("NOOP\n");
+    t.server(SCRAM_GREETING);
+    assert_eq!(
+        t.wire(),
+        format!(
+            "a1 AUTHENTICATE SCRAM-SHA-256 {}\r\n",
+            b64("n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
+        )
+    );
+    assert_eq!(
+        t.sends[0].1,
+        Log::Line(Some("a1 AUTHENTICATE SCRAM-SHA-256 ****".into()))
+    );
+    t.server(&format!("+ {}\r\n", b64(SCRAM_FIRST)));
+    assert_eq!(t.wire(), format!("{}\r\n", b64(SCRAM_FINAL)));
+    assert_eq!(t.sends[1].1, Log::Line(Some("****".into())));
+    t.server(&format!("+ {}\r\n", b64(SCRAM_SIGNATURE)));
+    assert_eq!(t.wire(), "\r\n");
+    t.server("a1 OK logged in\r\n");
+    assert_eq!(t.wire(), "a2 NOOP\r\n");
+    let said: Vec<String> = t
+        .other
+        .iter()
+        .filter_map(|a| match a {
+            Action::Say(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        said.iter()
+            .any(|s| s == "imaptalk: logging in as user (AUTHENTICATE SCRAM-SHA-256 with SASL-IR)"),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|s| s.contains("SCRAM-SHA-256: the server proved that it knows the password")),
+        "{said:?}"
+    );
+}
+
+#[test]
+fn u_scram_with_a_wrong_server_signature_is_refused() {
+    let mut t = T::new(sasl_login("user", "pencil", None));
+    t.input("NOOP\n");
+    t.server(SCRAM_GREETING);
+    t.server(&format!("+ {}\r\n", b64(SCRAM_FIRST)));
+    t.wire();
+    t.server(&format!(
+        "+ {}\r\n",
+        b64("v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    ));
+    assert_eq!(t.wire(), "", "nothing more goes to an impostor");
+    let (class, msg) = t.failure();
+    assert_eq!(class, Class::Refused);
+    assert!(
+        msg.starts_with("login as user failed: the server's SCRAM signature is wrong"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn u_scram_ok_without_a_server_signature_is_refused() {
+    let mut t = T::new(sasl_login("user", "pencil", None));
+    t.input("NOOP\n");
+    t.server(SCRAM_GREETING);
+    t.server(&format!("+ {}\r\n", b64(SCRAM_FIRST)));
+    t.wire();
+    t.server("a1 OK logged in\r\n");
+    assert_eq!(t.wire(), "");
+    let (class, msg) = t.failure();
+    assert_eq!(class, Class::Refused);
+    assert!(
+        msg.contains("without proving that it knows the password"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn sasl_scram_sha_1_and_the_other_mechanisms_when_named() {
+    use crate::core::sasl::Mechanism;
+    let mut t = T::new(sasl_login("user", "pencil", Some(Mechanism::ScramSha1)));
+    t.server(SCRAM_GREETING);
+    assert!(t.wire().starts_with("a1 AUTHENTICATE SCRAM-SHA-1 "));
+    let mut t = T::new(sasl_login("user", "pencil", Some(Mechanism::Plain)));
+    t.server(SCRAM_GREETING);
+    assert!(t.wire().starts_with("a1 AUTHENTICATE PLAIN "));
+    let mut t = T::new(sasl_login("user", "pencil", Some(Mechanism::External)));
+    t.server(SCRAM_GREETING);
+    assert_eq!(t.wire(), "");
+    let (class, msg) = t.failure();
+    assert_eq!(class, Class::Refused);
+    assert!(msg.contains("does not offer AUTH=EXTERNAL"), "{msg}");
+}
+
+#[test]
+fn sasl_external_sends_the_authorization_identity_or_nothing() {
+    use crate::core::sasl::Mechanism;
+    let ext = "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=EXTERNAL] hi\r\n";
+    let mut t = T::new(sasl_login("", "", Some(Mechanism::External)));
+    t.input("NOOP\n");
+    t.server(ext);
+    // RFC 4959: "=" is the empty initial response.
+    assert_eq!(t.wire(), "a1 AUTHENTICATE EXTERNAL =\r\n");
+    t.server("a1 OK logged in\r\n");
+    assert_eq!(t.wire(), "a2 NOOP\r\n");
+
+    let mut t = T::new(sasl_login("alice", "", Some(Mechanism::External)));
+    t.server(ext);
+    assert_eq!(
+        t.wire(),
+        format!("a1 AUTHENTICATE EXTERNAL {}\r\n", b64("alice"))
+    );
+
+    // Without SASL-IR the (empty) response follows the +.
+    let mut t = T::new(sasl_login("", "", Some(Mechanism::External)));
+    t.server("* OK [CAPABILITY IMAP4rev1 AUTH=EXTERNAL] hi\r\n");
+    assert_eq!(t.wire(), "a1 AUTHENTICATE EXTERNAL\r\n");
+    t.server("+ \r\n");
+    assert_eq!(t.wire(), "\r\n");
+    t.server("a1 NO [AUTHENTICATIONFAILED] no certificate\r\n");
+    let (class, msg) = t.failure();
+    assert_eq!(class, Class::Refused);
+    assert_eq!(
+        msg,
+        "login as the user of the client certificate failed: a1 NO [AUTHENTICATIONFAILED] no certificate"
+    );
+}
+
+#[test]
+fn sasl_anonymous_sends_its_trace() {
+    use crate::core::sasl::Mechanism;
+    let mut t = T::new(sasl_login("", "", Some(Mechanism::Anonymous)));
+    t.input("NOOP\n");
+    t.server("* OK [CAPABILITY IMAP4rev1 AUTH=ANONYMOUS] hi\r\n");
+    assert_eq!(t.wire(), "a1 AUTHENTICATE ANONYMOUS\r\n");
+    t.server("+ \r\n");
+    assert_eq!(t.wire(), "\r\n");
+    t.server("+ \r\n");
+    assert_eq!(t.wire(), "*\r\n", "one response, then cancel");
+    let mut t = T::new(sasl_login("me@example.com", "", Some(Mechanism::Anonymous)));
+    t.server("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=ANONYMOUS] hi\r\n");
+    assert_eq!(
+        t.wire(),
+        format!("a1 AUTHENTICATE ANONYMOUS {}\r\n", b64("me@example.com"))
+    );
+}
+
+#[test]
+fn a_typed_login_over_plaintext_to_another_machine_is_warned_about_once() {
+    let mut cfg = config(Source::Stdin);
+    cfg.local = false;
+    let mut t = T::new(cfg);
+    t.server(GREETING);
+    t.input("LOGIN alice secret\n");
+    let warned: Vec<String> = t
+        .notices()
+        .into_iter()
+        .filter(|n| n.starts_with("warning: this LOGIN sends the password unencrypted"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains("imap.example.com"), "{warned:?}");
+    // Before it is sent.
+    let notice_at = t
+        .other
+        .iter()
+        .position(|a| matches!(a, Action::Notice(n) if n.starts_with("warning: this LOGIN")));
+    assert!(notice_at.is_some());
+    assert_eq!(t.wire(), "a1 LOGIN alice secret\r\n");
+    t.server("a1 NO bad\r\n");
+    t.input("LOGIN alice secret2\n");
+    let again = t
+        .notices()
+        .into_iter()
+        .filter(|n| n.starts_with("warning: this LOGIN"))
+        .count();
+    assert_eq!(again, 1, "once per session");
+
+    // This machine, or TLS: no warning.
+    let mut t = T::session(Source::Stdin);
+    t.input("LOGIN alice secret\n");
+    assert!(
+        t.notices()
+            .iter()
+            .all(|n| !n.starts_with("warning: this LOGIN"))
+    );
+    let mut cfg = config(Source::Stdin);
+    cfg.local = false;
+    let mut t = T::new(cfg);
+    t.core = Core::new(t.core.cfg.clone(), true, false, t.now);
+    t.server(GREETING);
+    t.input("LOGIN alice secret\n");
+    assert!(
+        t.notices()
+            .iter()
+            .all(|n| !n.starts_with("warning: this LOGIN"))
+    );
+}
+
+#[test]
+fn v_lists_the_logins_offered_before_and_after_tls() {
+    let mut cfg = config(Source::Stdin);
+    cfg.verbose = true;
+    cfg.security = Security::StartTls;
+    let mut t = T::new(cfg);
+    t.server("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] hi\r\n");
+    assert_eq!(t.wire(), "a1 STARTTLS\r\n");
+    t.server("a1 OK go\r\n");
+    t.core.tls_up(Some("TLS 1.3"), false, t.now);
+    t.drain();
+    assert_eq!(t.wire(), "a2 CAPABILITY\r\n");
+    t.server("* CAPABILITY IMAP4rev1 AUTH=PLAIN AUTH=SCRAM-SHA-256\r\na2 OK\r\n");
+    let said: Vec<String> = t
+        .other
+        .iter()
+        .filter_map(|a| match a {
+            Action::Say(s) if s.contains("logins offered") => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "imaptalk: logins offered before TLS: LOGINDISABLED (no LOGIN)",
+            "imaptalk: logins offered over TLS: LOGIN, AUTH=PLAIN, AUTH=SCRAM-SHA-256"
+        ]
+    );
 }
 
 // ----- COMPRESS --------------------------------------------------------------

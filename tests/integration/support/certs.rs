@@ -85,6 +85,98 @@ pub fn pin_of(der: &[u8]) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A client certificate for `cn` (EKU clientAuth), signed by a fresh CA
+/// (`ca_pem`/`ca_der`), with a PKCS#8 ECDSA key.
+pub fn client_pki_for(cn: &str) -> TestPki {
+    client_pki_with_key(cn, KeyPair::generate().expect("client key"))
+}
+
+/// [`client_pki_for`] with a given key (RSA from openssl, say).
+pub fn client_pki_with_key(cn: &str, key: KeyPair) -> TestPki {
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.distinguished_name = rcgen::DistinguishedName::new();
+    ca_params.distinguished_name.push(
+        DnType::CommonName,
+        format!("imaptalk test client CA for {cn}"),
+    );
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &issuer).expect("sign client cert");
+    TestPki {
+        ca_pem: ca_cert.pem(),
+        cert_chain_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        cert_der: cert.der().to_vec(),
+        key_der: key.serialize_der(),
+        ca_der: ca_cert.der().to_vec(),
+    }
+}
+
+/// A server config that asks for a client certificate issued by
+/// `client_ca_der`, and refuses the handshake without one if `required`.
+pub fn rustls_server_config_client_auth(
+    pki: &TestPki,
+    client_ca_der: &[u8],
+    required: bool,
+) -> Arc<ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(client_ca_der.to_vec()))
+        .expect("client CA");
+    let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    );
+    let verifier = if required {
+        builder.build()
+    } else {
+        builder.allow_unauthenticated().build()
+    }
+    .expect("client verifier");
+    let certs = vec![CertificateDer::from(pki.cert_der.clone())];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_der.clone()));
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .expect("server cert");
+    Arc::new(config)
+}
+
+/// A server config limited to some TLS versions, with its key log.
+pub fn rustls_server_config_versions(
+    pki: &TestPki,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    key_log: Option<Arc<dyn rustls::KeyLog>>,
+) -> Arc<ServerConfig> {
+    let certs = vec![CertificateDer::from(pki.cert_der.clone())];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_der.clone()));
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(versions)
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server cert");
+    if let Some(k) = key_log {
+        config.key_log = k;
+    }
+    Arc::new(config)
+}
+
 /// Writes `ca.pem` into `dir` and returns its path.
 pub fn write_ca(dir: &Path, pki: &TestPki) -> PathBuf {
     let path = dir.join("ca.pem");

@@ -32,6 +32,20 @@ pub const USERS: [(&str, &str); 3] = [
 const START_ATTEMPTS: usize = 4;
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What an instance offers beyond the plain set-up.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Features {
+    /// SCRAM-SHA-1, SCRAM-SHA-256, EXTERNAL and ANONYMOUS besides PLAIN
+    /// and LOGIN; a client certificate is asked for on every TLS
+    /// connection (`ssl_verify_client_cert`), and a valid one names the
+    /// user (`auth_ssl_username_from_cert`, the certificate's CN).
+    /// ANONYMOUS logs in as bob.
+    pub sasl: bool,
+    /// A third listener that requires a HAProxy PROXY header
+    /// (`haproxy = yes`, `haproxy_trusted_networks` = loopback).
+    pub haproxy: bool,
+}
+
 pub struct Dovecot {
     // Field order matters for Drop: the processes are stopped in drop(),
     // the temp dir is removed afterwards when `dir` is dropped.
@@ -49,6 +63,9 @@ pub struct Dovecot {
     mail_owner: Option<(u32, u32)>,
     compress: bool,
     pki: TestPki,
+    /// `Features::sasl`: the client certificate of alice, and its CA.
+    client: Option<TestPki>,
+    haproxy_port: Option<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -57,9 +74,14 @@ impl Dovecot {
     /// an implicit-TLS port; returns once both answer with a greeting.
     /// Panics (with Dovecot's log) if it cannot be started.
     pub fn start() -> Dovecot {
+        Dovecot::start_with(Features::default())
+    }
+
+    /// [`start`](Self::start) with more of Dovecot switched on.
+    pub fn start_with(features: Features) -> Dovecot {
         let mut errors = String::new();
         for attempt in 1..=START_ATTEMPTS {
-            match try_start() {
+            match try_start(features) {
                 Ok(dovecot) => return dovecot,
                 // Another process grabbed one of our ports between probing
                 // and Dovecot's bind(): pick new ports and retry.
@@ -85,6 +107,20 @@ impl Dovecot {
     /// Implicit-TLS port (993-style).
     pub fn tls_port(&self) -> u16 {
         self.tls_port
+    }
+
+    /// `Features::haproxy`: the plaintext port that wants a PROXY header.
+    pub fn haproxy_port(&self) -> u16 {
+        self.haproxy_port
+            .expect("started without Features::haproxy")
+    }
+
+    /// `Features::sasl`: alice's client certificate (CN=alice) and the CA
+    /// Dovecot trusts for client certificates.
+    pub fn client_pki(&self) -> &TestPki {
+        self.client
+            .as_ref()
+            .expect("started without Features::sasl")
     }
 
     /// PEM of the test CA that signed the server certificate. The server
@@ -350,7 +386,7 @@ fn temp_base(root: bool) -> PathBuf {
     }
 }
 
-fn try_start() -> Result<Dovecot, StartError> {
+fn try_start(features: Features) -> Result<Dovecot, StartError> {
     let install = install();
     let who = identity();
     let dir = tempfile::Builder::new()
@@ -399,6 +435,12 @@ fn try_start() -> Result<Dovecot, StartError> {
     }
 
     let (plain_port, tls_port) = free_port_pair();
+    let haproxy_port = features.haproxy.then(|| free_port_pair().0);
+    let client = features.sasl.then(|| certs::client_pki_for("alice"));
+    let client_ca = base.join("client-ca.pem");
+    if let Some(c) = &client {
+        fs::write(&client_ca, &c.ca_pem).expect("write client-ca.pem");
+    }
     let log_path = base.join("dovecot.log");
     let stderr_path = base.join("stderr.log");
     let conf_path = base.join("dovecot.conf");
@@ -414,6 +456,8 @@ fn try_start() -> Result<Dovecot, StartError> {
         home_root: &home_root,
         log_path: &log_path,
         imap_zlib: install.imap_zlib,
+        client_ca: client.as_ref().map(|_| client_ca.as_path()),
+        haproxy_port,
     });
     fs::write(&conf_path, conf).expect("write dovecot.conf");
 
@@ -458,6 +502,8 @@ done"#;
         mail_owner,
         compress: install.imap_zlib,
         pki,
+        client,
+        haproxy_port,
         dir,
     };
     match dovecot.wait_ready() {
@@ -613,6 +659,9 @@ struct ConfigParams<'a> {
     home_root: &'a Path,
     log_path: &'a Path,
     imap_zlib: bool,
+    /// `Features::sasl`: the CA of client certificates.
+    client_ca: Option<&'a Path>,
+    haproxy_port: Option<u16>,
 }
 
 fn config(p: &ConfigParams) -> String {
@@ -631,7 +680,7 @@ ssl = yes
 ssl_cert = <{cert}
 ssl_key = <{key}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{mechanisms}
 auth_verbose = yes
 # Failed logins answer at once instead of after 2 s.
 auth_failure_delay = 0
@@ -639,7 +688,7 @@ first_valid_uid = 1
 first_valid_gid = 1
 mail_location = maildir:~/Maildir
 mail_fsync = never
-passdb {{
+{external_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN {passwd}
 }}
@@ -659,7 +708,7 @@ service imap-login {{
     port = {tls_port}
     ssl = yes
   }}
-}}
+{haproxy_listener}}}
 "#,
         plain_port = p.plain_port,
         tls_port = p.tls_port,
@@ -668,7 +717,40 @@ service imap-login {{
         key = p.key_file.display(),
         passwd = p.passwd_file.display(),
         home = p.home_root.display(),
+        mechanisms = if p.client_ca.is_some() {
+            " scram-sha-1 scram-sha-256 external anonymous"
+        } else {
+            ""
+        },
+        // EXTERNAL checks no password: the certificate named the user.
+        external_passdb = if p.client_ca.is_some() {
+            "passdb {\n  driver = static\n  args = nopassword=y\n  mechanisms = external\n}\n"
+        } else {
+            ""
+        },
+        haproxy_listener = match p.haproxy_port {
+            Some(port) => format!(
+                "  inet_listener imap_haproxy {{\n    address = 127.0.0.1\n    port = {port}\n    haproxy = yes\n  }}\n"
+            ),
+            None => String::new(),
+        },
     );
+    if let Some(ca) = p.client_ca {
+        let _ = write!(
+            c,
+            r#"ssl_ca = <{ca}
+ssl_verify_client_cert = yes
+ssl_require_crl = no
+auth_ssl_username_from_cert = yes
+ssl_cert_username_field = commonName
+auth_anonymous_username = bob
+"#,
+            ca = ca.display()
+        );
+    }
+    if p.haproxy_port.is_some() {
+        c.push_str("haproxy_trusted_networks = 127.0.0.0/8 ::1\n");
+    }
     if let Identity::User { name, group, .. } = p.who {
         // Non-root: no user switching and no chroot is possible.
         let _ = write!(

@@ -258,10 +258,21 @@ impl ScriptedServer {
         implicit_tls: Option<Arc<ServerConfig>>,
         starttls: Option<Arc<ServerConfig>>,
     ) -> Self {
+        Self::start_on("127.0.0.1:0", steps, implicit_tls, starttls)
+    }
+
+    /// [`start_with`](Self::start_with) on another address (`[::1]:0`).
+    pub fn start_on(
+        bind: &str,
+        steps: Vec<Step>,
+        implicit_tls: Option<Arc<ServerConfig>>,
+        starttls: Option<Arc<ServerConfig>>,
+    ) -> Self {
         // Bind synchronously so the port is listening before we return; a
         // client that connects before the runtime is up just waits in the
         // backlog.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let listener =
+            std::net::TcpListener::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
         listener.set_nonblocking(true).expect("set_nonblocking");
         let addr = listener.local_addr().expect("local_addr");
 
