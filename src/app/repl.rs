@@ -305,19 +305,26 @@ fn edit_loop(
                 }
                 Input::Meta(m)
             }
-            Ok(line) => {
-                // Lines typed as continuation data (SASL responses, literal
-                // data) and LOGIN/AUTHENTICATE lines never enter history.
-                if prompt.kind == PromptKind::Command
-                    && !is_secret(&line)
-                    && editor.add_history_entry(line.as_str()).unwrap_or(false)
-                    && let Some(path) = history
-                {
-                    // Appended at once: the session may end any moment.
-                    let _ = editor.append_history(path);
+            Ok(text) => {
+                // A bracketed paste comes back as one text of several
+                // lines: each is a command of its own, for history as for
+                // the session.
+                let mut bytes = Vec::with_capacity(text.len() + 2);
+                for line in text.split('\n') {
+                    // Lines typed as continuation data (SASL responses,
+                    // literal data) and LOGIN/AUTHENTICATE lines never
+                    // enter history.
+                    if prompt.kind == PromptKind::Command
+                        && !is_secret(line)
+                        && editor.add_history_entry(line).unwrap_or(false)
+                        && let Some(path) = history
+                    {
+                        // Appended at once: the session may end any moment.
+                        let _ = editor.append_history(path);
+                    }
+                    bytes.extend_from_slice(line.as_bytes());
+                    bytes.extend_from_slice(b"\r\n");
                 }
-                let mut bytes = line.into_bytes();
-                bytes.extend_from_slice(b"\r\n");
                 Input::Data(bytes)
             }
             Err(ReadlineError::Interrupted) => Input::Interrupt,

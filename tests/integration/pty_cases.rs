@@ -676,3 +676,65 @@ fn ctrl_c_while_the_oauth2_token_command_runs_ends_the_run() {
     );
     assert!(exit_code(&p).contains("130"), "{}: {rest}", exit_code(&p));
 }
+
+#[test]
+fn lines_typed_ahead_or_pasted_are_all_sent_in_order() {
+    // Each group of lines reaches the terminal in one write, as tmux
+    // send-keys and an unbracketed paste deliver them: the editor reads
+    // them all at once and must keep what comes after the first line.
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 NOOP"),
+        expect("a2 CAPABILITY"),
+        send("a1 OK noop\n* CAPABILITY IMAP4rev1\na2 OK capability\n"),
+        expect("a3 LOGIN alice wonderland"),
+        send("a3 OK logged in\n"),
+        expect("a4 SELECT INBOX"),
+        send("* 2 EXISTS\na4 OK [READ-WRITE] selected\n"),
+        expect("a5 FETCH 1:* (FLAGS)"),
+        send("* 1 FETCH (FLAGS ())\n* 2 FETCH (FLAGS ())\na5 OK fetched\n"),
+        expect("a6 NOOP"),
+        send("a6 OK noop\n"),
+        expect("a7 EXAMINE INBOX"),
+        send("a7 OK [READ-ONLY] examined\n"),
+        expect("a8 LOGIN bob builder"),
+        send("a8 NO [AUTHENTICATIONFAILED] nope\n"),
+        expect("a9 LOGOUT"),
+        send("a9 OK bye\n"),
+        Step::Close,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hist");
+    let mut p = spawn(&["--history", file.to_str().unwrap(), &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send("NOOP\rCAPABILITY\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("a2 OK capability").unwrap();
+    p.send("LOGIN alice wonderland\rSELECT INBOX\rFETCH 1:* (FLAGS)\rNOOP\r")
+        .unwrap();
+    p.flush().unwrap();
+    p.exp_string("a6 OK noop").unwrap();
+    // A bracketed paste is one edit of several lines, sent with Enter:
+    // each line is a command of its own, and a LOGIN among them stays out
+    // of history like a typed one.
+    p.send("\x1b[200~EXAMINE INBOX\rLOGIN bob builder\x1b[201~\r")
+        .unwrap();
+    p.flush().unwrap();
+    p.exp_string("a8 NO").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_string("a9 OK bye").unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+    let kept = std::fs::read_to_string(&file).unwrap();
+    for line in [
+        "NOOP",
+        "CAPABILITY",
+        "SELECT INBOX",
+        "FETCH 1:* (FLAGS)",
+        "EXAMINE INBOX",
+    ] {
+        assert!(kept.lines().any(|l| l == line), "{line:?} not in {kept:?}");
+    }
+    assert!(!kept.contains("builder"), "{kept:?}");
+    assert!(!kept.contains("wonderland"), "{kept:?}");
+}
