@@ -261,7 +261,12 @@ impl Framer {
                 let line = self.buf.split_to(scanned + pos + 1).freeze();
                 let content = strip_line_end(&line);
                 let head = (response_start && !continued).then(|| parse_head(content));
-                let end = match literal_announcement(content, continued)? {
+                let announced = literal_announcement(content, continued).inspect_err(|_| {
+                    // The line is gone from the buffer: what was scanned of
+                    // it must not be trusted by a later call either.
+                    self.state = Self::line_state(true);
+                })?;
+                let end = match announced {
                     Some(Announcement { len, binary, .. }) => {
                         self.state = if len == 0 {
                             Self::line_state(false)
@@ -440,6 +445,18 @@ pub fn parse_head(line: &[u8]) -> Head {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_after_an_error_does_not_panic() {
+        let mut f = Framer::new();
+        f.buffer_mut().extend_from_slice(b"* 1 FETCH (BODY[] ");
+        assert_eq!(f.next_event(), Ok(None));
+        f.buffer_mut()
+            .extend_from_slice(b"{123456789012345678901234567890}\r\n");
+        assert!(f.next_event().is_err());
+        f.buffer_mut().extend_from_slice(b"* OK\r\n");
+        assert!(f.next_event().is_ok());
+    }
 
     /// Feeds `input` in pieces of the given sizes (cycling) and collects
     /// events, merging adjacent literal chunks and line pieces so that
