@@ -16,6 +16,8 @@ use std::process::Command;
 pub fn imaptalk() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_imaptalk"));
     cmd.env_remove("NO_COLOR")
+        // Set in a developer's shell, it would add a warning to every TLS run.
+        .env_remove("SSLKEYLOGFILE")
         .env("HOME", std::env::temp_dir())
         .timeout(std::time::Duration::from_secs(30));
     cmd
@@ -24,7 +26,9 @@ pub fn imaptalk() -> assert_cmd::Command {
 /// The same, as a std Command (for pipes the test controls itself).
 pub fn imaptalk_std() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imaptalk"));
-    cmd.env_remove("NO_COLOR").env("HOME", std::env::temp_dir());
+    cmd.env_remove("NO_COLOR")
+        .env_remove("SSLKEYLOGFILE")
+        .env("HOME", std::env::temp_dir());
     cmd
 }
 
