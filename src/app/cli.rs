@@ -151,7 +151,8 @@ pub struct Cli {
     #[arg(help_heading = LOGIN, long, value_name = "MECH", conflicts_with = "show_certs")]
     pub sasl: Option<String>,
 
-    /// Read the password for -u from FILE (its last line end is dropped).
+    /// Read the password for -u from FILE (its last line end is dropped;
+    /// at most 4096 bytes).
     #[arg(help_heading = LOGIN, long, value_name = "FILE", requires = "user")]
     pub password_file: Option<PathBuf>,
 
@@ -166,7 +167,8 @@ pub struct Cli {
     )]
     pub oauth2_token: Option<crate::core::sasl::Secret>,
 
-    /// Run CMD with sh; its stdout is the OAuth2 access token for -u.
+    /// Run CMD with sh; its stdout is the OAuth2 access token for -u (at
+    /// most 64 KiB: a command printing more is stopped, and that is an error).
     #[arg(
         help_heading = LOGIN,
         long,
@@ -202,7 +204,8 @@ pub struct Cli {
 
     /// The most a {@-} or {@PIPE} literal is copied to $TMPDIR before it is
     /// sent (bytes, or with K, M, G: KiB, MiB, GiB); more is an error. A
-    /// regular file is never copied.
+    /// regular file is never copied; a character device (/dev/zero) is
+    /// refused.
     #[arg(help_heading = SENDING, long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     pub spool_limit: u64,
 
