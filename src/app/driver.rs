@@ -5,10 +5,11 @@
 //! renderers on top of it.
 //!
 //! Cancellation is safe by construction: the loop waits in one `select!`
-//! over the server, the input, the core's deadline and the signals; the
-//! only work that is not interruptible by the other branches is a write
-//! already begun, and a signal during it tells the core that the wire is
-//! torn.
+//! over the server, the input, the core's deadline and the signals, and
+//! the core's state is whole between any two of its steps. The one wait
+//! outside that `select!` is a write of what the core queued, and it is
+//! never dropped half-way to be looked at afterwards: a signal lets it
+//! finish first (see [`Driver::flush`]).
 
 use crate::app::auth;
 use crate::app::cli::Settings;
@@ -302,7 +303,8 @@ impl Driver {
                     }
                 },
                 () = sleep => self.core.tick(Instant::now()),
-                kind = signal => self.core.signal(signal_of(kind), self.conn.torn(), Instant::now()),
+                // Nothing is being written here: the wire is whole.
+                kind = signal => self.core.signal(signal_of(kind), false, Instant::now()),
                 () = watch, if watching => {
                     self.stdin_watch = None;
                     self.core.input(Input::StdinLine, Instant::now());
@@ -440,23 +442,31 @@ impl Driver {
         Ok(None)
     }
 
-    /// Writes what is queued. A signal meanwhile is given to the core with
-    /// the wire torn: the write stops there.
+    /// Writes what is queued. A write is never abandoned half-way and
+    /// looked at afterwards: a signal meanwhile lets it finish (for
+    /// [`session::GRACE`] at most), and the core is told whether the wire
+    /// is whole. Only a server that stops reading leaves it torn, and then
+    /// the core closes without another byte.
     async fn flush(&mut self, signals: &mut Option<Signals>) -> Result<()> {
         if !self.conn.has_queued() {
             return Ok(());
         }
-        match signals {
-            Some(s) => tokio::select! {
-                biased;
-                r = self.conn.send_queued() => r,
-                kind = s.recv() => {
-                    self.core.signal(signal_of(kind), true, Instant::now());
-                    Ok(())
-                }
-            },
-            None => self.conn.send_queued().await,
-        }
+        let Some(s) = signals else {
+            return self.conn.send_queued().await;
+        };
+        let write = self.conn.send_queued();
+        tokio::pin!(write);
+        let kind = tokio::select! {
+            biased;
+            r = &mut write => return r,
+            kind = s.recv() => kind,
+        };
+        let (result, torn) = match tokio::time::timeout(session::GRACE, &mut write).await {
+            Ok(r) => (r, false),
+            Err(_) => (Ok(()), true),
+        };
+        self.core.signal(signal_of(kind), torn, Instant::now());
+        result
     }
 
     /// The next piece of a file literal.

@@ -792,7 +792,8 @@ impl Core {
     }
 
     /// A signal (script mode): log out if the wire allows it, then end.
-    /// `torn`: a write to the server is under way (part of it went).
+    /// `torn`: what was queued could not all be written (the server
+    /// stopped reading): the wire may end inside a line.
     pub fn signal(&mut self, signal: Signal, torn: bool, now: Instant) {
         self.now = now;
         match self.phase {

@@ -92,10 +92,6 @@ pub struct Connection {
     /// Script mode with `--timeout`: a server that stops reading must not
     /// block a send forever either.
     send_timeout: Option<Duration>,
-    /// A send was started and has not finished: if it was abandoned (a
-    /// signal ended the session), the server holds part of a line, and
-    /// nothing more may be written in the middle of it.
-    torn: bool,
     /// What the session asked to send, written in one go after each batch
     /// of its actions: a run of pipelined commands costs one system call
     /// (and one TLS record).
@@ -111,18 +107,12 @@ impl Connection {
             eof: false,
             log: None,
             send_timeout: None,
-            torn: false,
             queued: Vec::new(),
         }
     }
 
     pub fn set_send_timeout(&mut self, timeout: Option<Duration>) {
         self.send_timeout = timeout;
-    }
-
-    /// A send was abandoned half-way (see `torn`).
-    pub fn torn(&self) -> bool {
-        self.torn
     }
 
     /// Starts recording the session (`--log`), from its connect event.
@@ -269,7 +259,6 @@ impl Connection {
     async fn write_out(&mut self, bytes: &[u8]) -> Result<()> {
         let peer = self.peer.clone();
         let limit = self.send_timeout;
-        self.torn = true;
         let s = self.stream().map_err(|e| error::lost(e.to_string()))?;
         let write = async {
             s.write_all(bytes).await?;
@@ -284,7 +273,6 @@ impl Connection {
             })?,
             None => write.await,
         };
-        self.torn = false;
         r.map_err(|e| error::lost(format!("cannot send to {peer}: {}", io_text(&e))))
     }
 
