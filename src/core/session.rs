@@ -973,7 +973,7 @@ fn same_tag(a: &str, b: &str) -> bool {
 fn line_text(data: &[u8]) -> String {
     let line = strip_line_end(data);
     let cut = &line[..line.len().min(300)];
-    let mut s = escape_str(&String::from_utf8_lossy(cut));
+    let mut s = crate::text::escape(cut);
     if cut.len() < line.len() {
         s.push('…');
     }

@@ -8,9 +8,7 @@ impl Core {
     pub(super) fn on_response(&mut self, head: Head, text: String) {
         match head.kind {
             Kind::Continuation => self.on_continuation(),
-            Kind::Tagged { tag, status } => {
-                self.on_completion(&String::from_utf8_lossy(&tag), status, &text)
-            }
+            Kind::Tagged { tag, status } => self.on_completion(&tag, status, &text),
             Kind::Untagged(Status::Bye) => self.bye = Some(text),
             Kind::Untagged(_) => {}
         }
@@ -52,7 +50,8 @@ impl Core {
         }
     }
 
-    pub(super) fn on_completion(&mut self, tag: &str, status: Status, text: &str) {
+    pub(super) fn on_completion(&mut self, raw_tag: &[u8], status: Status, text: &str) {
+        let tag = &*String::from_utf8_lossy(raw_tag);
         let Some(o) = self
             .outstanding
             .iter()
@@ -62,7 +61,7 @@ impl Core {
             if self.stray_tag.warn() {
                 self.notice(format!(
                     "warning: the server completed tag '{}', which is not outstanding; ignored",
-                    escape_str(tag)
+                    crate::text::escape(raw_tag)
                 ));
             }
             return;

@@ -604,6 +604,14 @@ fn a_stray_plus_is_ignored_and_floods_are_counted() {
 }
 
 #[test]
+fn invalid_utf8_in_an_unknown_tag_is_shown_as_bytes() {
+    let mut t = T::session(Source::Stdin);
+    t.server_bytes(b"a\xff OK forged\r\n");
+    let n = t.notices();
+    assert!(n[0].contains("'a\\xff'"), "{n:?}");
+}
+
+#[test]
 fn an_unknown_tag_is_shown_escaped() {
     let mut t = T::session(Source::Stdin);
     t.server("a\x1b]0;x\x07 OK forged\r\n");
