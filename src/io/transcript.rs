@@ -28,6 +28,7 @@
 //! command are left out.
 
 use crate::error;
+use crate::protocol::client_framer;
 use crate::protocol::command;
 use crate::protocol::framer::{Event, LineEnd, strip_line_end};
 use crate::text::io_text;
@@ -101,13 +102,7 @@ impl Transcript {
     /// Opens FILE for appending, creating it readable by its owner only: it
     /// holds mail and mailbox names even though passwords are redacted.
     pub fn open(path: &Path, literals: Literals) -> Result<Transcript> {
-        let mut options = OpenOptions::new();
-        options.append(true).create(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options
-            .open(path)
-            .map_err(|e| error::usage(format!("--log {}: {}", path.display(), io_text(&e))))?;
+        let file = open_file(path)?;
         Ok(Transcript::to_writer(
             Box::new(BufWriter::with_capacity(64 * 1024, file)),
             literals,
@@ -212,6 +207,45 @@ impl Transcript {
         self.client = side;
     }
 
+    /// A piece of what a mail client sent (`--listen`), as the client
+    /// framer handed it out: unlike [`client`](Self::client), the framing
+    /// is the framer's, so a refused literal or an answer line that ends
+    /// like an announcement cannot shift what is taken for literal data.
+    /// `shown` is given with the first piece of a command or answer that
+    /// is secret (its masked form): its literal data and the rest of its
+    /// lines are left out.
+    pub fn client_event(&mut self, ev: &client_framer::Event, shown: Option<&str>) {
+        use client_framer::{End, Event as C};
+        match ev {
+            C::Line { data, head, end } => {
+                if head.is_some() {
+                    self.client.secret = shown.is_some();
+                }
+                match (head, shown) {
+                    (Some(_), Some(text)) => self.record("C:", text.as_bytes()),
+                    (None, _) if self.client.secret => {
+                        if *end != End::Partial && !strip_line_end(data).is_empty() {
+                            self.record("C:", b"****");
+                        }
+                    }
+                    _ => self.line('C', data),
+                }
+                match end {
+                    End::Literal(ann) => self.literal_header('C', ann.len, self.client.secret),
+                    End::Command => self.client.secret = false,
+                    End::Partial => {}
+                }
+            }
+            C::Literal { data, remaining } => {
+                if !self.client.secret && self.literals == Literals::Full {
+                    let mut side = std::mem::take(&mut self.client);
+                    self.literal_data('C', &mut side, data, *remaining == 0);
+                    self.client = side;
+                }
+            }
+        }
+    }
+
     /// Writes what is buffered to the file (before the session waits).
     pub fn flush(&mut self) {
         if self.failed {
@@ -294,6 +328,18 @@ impl Drop for Transcript {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// FILE of `--log FILE`, opened for appending and created readable by its
+/// owner only; a failure is a usage error naming the flag.
+pub fn open_file(path: &Path) -> Result<std::fs::File> {
+    let mut options = OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .map_err(|e| error::usage(format!("--log {}: {}", path.display(), io_text(&e))))
 }
 
 /// RFC 3339 in UTC with milliseconds: `2026-11-21T10:00:00.123Z`.
@@ -480,6 +526,61 @@ mod tests {
         assert_eq!(
             records(&shared),
             ["#12 *: connect x:143 (127.0.0.1:143)", "#12 C: a1 NOOP"]
+        );
+    }
+
+    #[test]
+    fn client_events_follow_the_client_framer() {
+        use crate::protocol::client_framer::ClientFramer;
+        let (mut t, shared) = transcript(Literals::Full);
+        let mut f = ClientFramer::new();
+        f.buffer_mut().extend_from_slice(
+            b"a1 LOGIN {5}\r\nalice secret\r\na2 APPEND INBOX {9}\r\na3 NOOP\r\na4 APPEND INBOX {4+}\r\nab\r\n\r\n",
+        );
+        let mut refused = false;
+        loop {
+            while let Some(ev) = f.next_event().unwrap() {
+                let shown = match &ev {
+                    client_framer::Event::Line {
+                        data,
+                        head: Some(_),
+                        ..
+                    } => {
+                        let p = command::from_wire(data);
+                        (p.verb.secret() != command::Secret::None).then(|| command::masked(&p))
+                    }
+                    _ => None,
+                };
+                t.client_event(&ev, shown.as_deref());
+            }
+            // The server takes the LOGIN literal and refuses the APPEND's.
+            match f.waiting() {
+                Some(b"a2") if !refused => refused = f.refuse(),
+                Some(_) => {
+                    f.go();
+                }
+                None => break,
+            }
+        }
+        let text = String::from_utf8(shared.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            !text.contains("alice") && !text.contains("secret"),
+            "{text}"
+        );
+        assert_eq!(
+            records(&shared),
+            [
+                "C: a1 LOGIN {5} ****",
+                "C# literal 5 bytes redacted",
+                "C: ****",
+                "C: a2 APPEND INBOX {9}",
+                "C# literal 9 bytes",
+                "C: a3 NOOP",
+                "C: a4 APPEND INBOX {4+}",
+                "C# literal 4 bytes",
+                "C+ ab",
+                "C: ",
+            ]
         );
     }
 

@@ -12,24 +12,77 @@
 /// first line, with or without its line end.
 pub fn parse(line: &str) -> Option<Vec<&str>> {
     let line = line.trim_end_matches(['\r', '\n']);
+    let span = span(line)?;
+    Some(line[span.list].split_whitespace().collect())
+}
+
+/// Where a line's capability list is.
+struct Span {
+    /// The atoms (`a b` of `* CAPABILITY a b` or of `[CAPABILITY a b]`).
+    list: std::ops::Range<usize>,
+    /// The whole response code, brackets included, when it is one.
+    code: Option<std::ops::Range<usize>>,
+}
+
+fn span(line: &str) -> Option<Span> {
     let data = line.strip_prefix("* ").filter(|r| {
         r.len() >= 11 && r.is_char_boundary(11) && r[..11].eq_ignore_ascii_case("CAPABILITY ")
     });
-    let list = match data {
-        Some(r) => &r[11..],
-        None => {
-            // Every response's first line comes through here: search
-            // without making an upper-case copy of it.
-            let i = line.match_indices(" [").map(|(i, _)| i).find(|&i| {
-                line.as_bytes()
-                    .get(i + 2..i + 13)
-                    .is_some_and(|w| w.eq_ignore_ascii_case(b"CAPABILITY "))
-            })?;
-            let list = &line[i + 13..];
-            &list[..list.find(']')?]
+    if data.is_some() {
+        return Some(Span {
+            list: 13..line.len(),
+            code: None,
+        });
+    }
+    // Every response's first line comes through here: search without
+    // making an upper-case copy of it.
+    let i = line.match_indices(" [").map(|(i, _)| i).find(|&i| {
+        line.as_bytes()
+            .get(i + 2..i + 13)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"CAPABILITY "))
+    })?;
+    let end = i + 13 + line[i + 13..].find(']')?;
+    Some(Span {
+        list: i + 13..end,
+        code: Some(i + 1..end + 1),
+    })
+}
+
+/// A server line as `--listen` shows it to a mail client: the capability
+/// atoms `drop` says no to are left out, and those of `add` not there are
+/// appended. None when the line carries no capability list or nothing
+/// changes, so every other line goes on byte for byte.
+pub fn rewrite(line: &[u8], drop: impl Fn(&str) -> bool, add: &[&str]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(line).ok()?;
+    let body = text.trim_end_matches(['\r', '\n']);
+    let span = span(body)?;
+    let atoms: Vec<&str> = body[span.list.clone()].split_whitespace().collect();
+    let mut kept: Vec<&str> = atoms.iter().copied().filter(|a| !drop(a)).collect();
+    for a in add {
+        if !kept.iter().any(|k| k.eq_ignore_ascii_case(a)) {
+            kept.push(a);
         }
-    };
-    Some(list.split_whitespace().collect())
+    }
+    if kept == atoms {
+        return None;
+    }
+    let mut out = body[..span.list.start].to_string();
+    out.push_str(&kept.join(" "));
+    out.push_str(&text[span.list.end..]);
+    Some(out.into_bytes())
+}
+
+/// The line without its `[CAPABILITY …]` response code (and the blank
+/// after it): `* OK [CAPABILITY …] ready` becomes `* OK ready`. None when
+/// it has none. For a greeting read before STARTTLS, whose list must not
+/// be relied on once TLS is up.
+pub fn without_code(line: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(line).ok()?;
+    let code = span(text.trim_end_matches(['\r', '\n']))?.code?;
+    let after = &text[code.end..];
+    let mut out = text[..code.start].to_string();
+    out.push_str(after.strip_prefix(' ').unwrap_or(after));
+    Some(out.into_bytes())
 }
 
 /// The extensions of `* ENABLED …` (RFC 5161), None for any other line.
@@ -123,6 +176,59 @@ mod tests {
         assert_eq!(parse("* 3 EXISTS"), None);
         assert_eq!(parse("* CAPABILITIES x"), None);
         assert_eq!(parse("* CAPABILITé x"), None);
+    }
+
+    #[test]
+    fn lists_rewritten_for_a_proxied_client() {
+        let compress = |a: &str| a.to_ascii_uppercase().starts_with("COMPRESS=");
+        let r = |line: &str, add: &[&str]| {
+            rewrite(line.as_bytes(), compress, add).map(|v| String::from_utf8(v).unwrap())
+        };
+        assert_eq!(
+            r("* CAPABILITY IMAP4rev1 COMPRESS=DEFLATE IDLE\r\n", &[]).as_deref(),
+            Some("* CAPABILITY IMAP4rev1 IDLE\r\n")
+        );
+        assert_eq!(
+            r(
+                "a1 OK [CAPABILITY IMAP4rev1 compress=deflate] Logged in\r\n",
+                &["STARTTLS"]
+            )
+            .as_deref(),
+            Some("a1 OK [CAPABILITY IMAP4rev1 STARTTLS] Logged in\r\n")
+        );
+        assert_eq!(
+            r(
+                "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\n",
+                &["STARTTLS"]
+            )
+            .as_deref(),
+            Some("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN STARTTLS] ready\n")
+        );
+        // Nothing to change, or no list: the line goes on as it came.
+        assert_eq!(
+            r("* CAPABILITY IMAP4rev1  starttls\r\n", &["STARTTLS"]),
+            None
+        );
+        assert_eq!(r("* 1 FETCH (BODY[] {3}\r\n", &["STARTTLS"]), None);
+        assert_eq!(r("* OK [CAPABILITY x COMPRESS=DEFLATE\r\n", &[]), None);
+        assert_eq!(
+            rewrite(b"* CAPABILITY \xff COMPRESS=DEFLATE\r\n", compress, &[]),
+            None
+        );
+    }
+
+    #[test]
+    fn a_greeting_without_its_capabilities() {
+        assert_eq!(
+            without_code(b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] Dovecot ready.\r\n"),
+            Some(b"* OK Dovecot ready.\r\n".to_vec())
+        );
+        assert_eq!(
+            without_code(b"* OK [CAPABILITY IMAP4rev1]\r\n"),
+            Some(b"* OK \r\n".to_vec())
+        );
+        assert_eq!(without_code(b"* OK Dovecot ready.\r\n"), None);
+        assert_eq!(without_code(b"* CAPABILITY IMAP4rev1\r\n"), None);
     }
 
     #[test]
