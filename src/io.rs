@@ -9,6 +9,7 @@ pub const READ_SIZE: usize = 128 * 1024;
 pub mod compress;
 pub mod connection;
 pub mod fileliteral;
+pub mod listen;
 pub mod proxy;
 pub mod tcp;
 pub mod tls;
