@@ -1,5 +1,5 @@
 //! The program around the conversation: flags, the REPL and script
-//! drivers, rendering, diagnostics, credentials, completion, help.
+//! drivers, the proxy (`--listen`), rendering, diagnostics, credentials, completion, help.
 
 pub mod auth;
 pub mod certinfo;
@@ -9,6 +9,7 @@ pub mod diag;
 pub mod driver;
 pub mod generation;
 pub mod progress;
+pub mod proxy;
 pub mod render;
 pub mod repl;
 pub mod script;

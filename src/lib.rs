@@ -62,6 +62,9 @@
 //!     `--expiry-warn`: the connection, the TLS parameters and the
 //!     certificate chain.
 //!   - [`app::signals`]: SIGINT/SIGTERM end a script run with LOGOUT.
+//!   - [`app::proxy`]: `--listen`, proxy mode: mail clients relayed to the
+//!     server, both sides shown; [`protocol::client_framer`] frames the
+//!     clients' commands, [`io::listen`] is the clients' side of TLS.
 //!   - [`app::generation`]: shell completions and the man page (`--generate`).
 
 // No panics by construction: a hostile server or a bad script must end in
@@ -97,6 +100,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let Some(listen) = settings.listen.clone() {
+        // Every connection is a task on this one thread (a LocalSet: they
+        // share the run's settings without locks).
+        let code =
+            tokio::task::LocalSet::new().block_on(&runtime, app::proxy::run(settings, listen));
+        runtime.shutdown_background();
+        return code.map(ExitCode::from);
+    }
     if let Some(login) = &mut settings.login {
         // Before connecting: a prompt is answered before the server can
         // time out, and a missing password fails before anything is sent.

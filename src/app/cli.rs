@@ -3,6 +3,7 @@
 
 use crate::app::auth::{self, Channel, Login};
 use crate::app::diag::DiagOptions;
+use crate::app::proxy::ProxyOptions;
 use crate::app::render::OutputOptions;
 use crate::app::target::{self, IMAPS_PORT, Scheme};
 use crate::core::options::{Input, Security, SessionOptions};
@@ -12,8 +13,9 @@ use crate::io::tcp::ConnectOptions;
 use crate::io::tcp::Family;
 use crate::io::tls::{ClientCert, TlsOptions, Version};
 use crate::io::transcript::{Literals, TranscriptOptions};
-use clap::{Parser, ValueEnum};
+use clap::{ArgGroup, Parser, ValueEnum};
 use std::io::IsTerminal;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ const OUTPUT: &str = "Output";
 const INTERACTIVE: &str = "Interactive mode";
 const TRANSCRIPT: &str = "Transcript (--log)";
 const DIAGNOSTICS: &str = "Certificates and diagnostics";
+const PROXY: &str = "Proxy (--listen)";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,12 +47,15 @@ const DIAGNOSTICS: &str = "Certificates and diagnostics";
         imaptalk --starttls mail.example.com\n  \
         imaptalk mail.example.com:993 < commands.imap > out.txt\n  \
         imaptalk host:993 -c 'LOGIN alice secret' -c 'STATUS INBOX (MESSAGES UNSEEN)'\n  \
-        imaptalk -u alice host:993 -c 'STATUS INBOX (MESSAGES UNSEEN)'\n\n\
+        imaptalk -u alice host:993 -c 'STATUS INBOX (MESSAGES UNSEEN)'\n  \
+        imaptalk --listen 1143 imap.gmail.com:993     # then point a mail client at localhost:1143\n\n\
         Exit codes: 0 ok; 1 a command completed NO or BAD (script and -c mode) or the -u login was refused; \
         2 usage or script error; 3 could not connect (DNS, TCP, proxy, TLS, certificate, \
         STARTTLS, greeting BYE); 4 connection lost, protocol error or timeout; \
         5 --expiry-warn: a certificate expires within DAYS; 130/143 a script ended by \
-        SIGINT/SIGTERM (after a LOGOUT when possible)."
+        SIGINT/SIGTERM (after a LOGOUT when possible).",
+    // --log-literals is about the records of --log FILE, and of --listen's stdout.
+    group(ArgGroup::new("records").args(["log", "listen"]).multiple(true))
 )]
 pub struct Cli {
     /// Server: HOST, HOST:PORT, [IPV6]:PORT, imap://HOST[:PORT] or imaps://HOST[:PORT].
@@ -250,8 +256,9 @@ pub struct Cli {
     #[arg(help_heading = TRANSCRIPT, long, value_name = "FILE")]
     pub log: Option<PathBuf>,
 
-    /// What the transcript keeps of literal data: all of it (escaped), or only its size.
-    #[arg(help_heading = TRANSCRIPT, long, value_enum, value_name = "WHAT", default_value_t = LogLiterals::Full, requires = "log")]
+    /// What the transcript (and the records of --listen on a stdout that is not a
+    /// terminal) keeps of literal data: all of it (escaped), or only its size.
+    #[arg(help_heading = TRANSCRIPT, long, value_enum, value_name = "WHAT", default_value_t = LogLiterals::Full, requires = "records")]
     pub log_literals: LogLiterals,
 
     /// Print connection and TLS details to stderr: the address connected to,
@@ -269,6 +276,39 @@ pub struct Cli {
     /// days (a monitoring check; the session itself still runs).
     #[arg(help_heading = DIAGNOSTICS, long, value_name = "DAYS")]
     pub expiry_warn: Option<u32>,
+
+    /// Proxy mode: listen on PORT (of 127.0.0.1; ADDR:PORT for another address)
+    /// and relay each mail client that connects to SERVER over a connection of
+    /// its own (the connection flags apply to it), showing both sides of every
+    /// conversation, passwords masked; on a stdout that is not a terminal, one
+    /// --log record per line. PORT 0 picks a free port. Ctrl-C stops.
+    #[arg(
+        help_heading = PROXY,
+        long,
+        value_name = "[ADDR:]PORT",
+        conflicts_with_all = ["commands", "user", "pipeline", "compress", "show_certs", "expiry_warn", "raw", "echo", "timing"]
+    )]
+    pub listen: Option<String>,
+
+    /// Allow --listen on an address other machines can reach (0.0.0.0, a LAN
+    /// address): whoever connects gets a connection to SERVER through imaptalk.
+    #[arg(help_heading = PROXY, long, requires = "listen")]
+    pub listen_any: bool,
+
+    /// With --listen: TLS from the client's first byte (as on port 993). Without
+    /// it, clients connect in plaintext and may upgrade with STARTTLS.
+    #[arg(help_heading = PROXY, long, requires = "listen")]
+    pub listen_tls: bool,
+
+    /// With --listen: the certificate chain (PEM, leaf first) shown to clients that
+    /// use TLS [default: one generated at start, for localhost, 127.0.0.1 and ::1,
+    /// whose SHA-256 fingerprint is printed].
+    #[arg(help_heading = PROXY, long, value_name = "FILE", requires_all = ["listen", "listen_key"])]
+    pub listen_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --listen-cert.
+    #[arg(help_heading = PROXY, long, value_name = "FILE", requires_all = ["listen", "listen_cert"])]
+    pub listen_key: Option<PathBuf>,
 
     /// Write a shell completion script or the man page to stdout and exit.
     #[arg(long, value_enum, value_name = "KIND", hide = true)]
@@ -351,6 +391,8 @@ pub struct Settings {
     pub log: Option<TranscriptOptions>,
     /// `-u`: log in automatically (the secret is read before connecting).
     pub login: Option<Login>,
+    /// `--listen`: proxy mode.
+    pub listen: Option<ProxyOptions>,
 }
 
 impl Cli {
@@ -551,6 +593,14 @@ impl Cli {
                 return Err(error::usage(why));
             }
         }
+        let listen = match &self.listen {
+            Some(spec) => Some(ProxyOptions {
+                listen: listen_address(spec, self.listen_any).map_err(error::usage)?,
+                tls: self.listen_tls,
+                cert: self.listen_cert.clone().zip(self.listen_key.clone()),
+            }),
+            None => None,
+        };
         let servername = self.servername.unwrap_or_else(|| target.host.clone());
         let (tls_min, tls_max) = (
             self.tls_min.unwrap_or(TlsVersion::V1_2),
@@ -642,8 +692,37 @@ impl Cli {
                 literals: self.log_literals.into(),
             }),
             login,
+            listen,
         })
     }
+}
+
+/// `--listen [ADDR:]PORT`: a port alone is on 127.0.0.1; an address that
+/// other machines can reach needs `--listen-any`.
+fn listen_address(spec: &str, any: bool) -> Result<SocketAddr, String> {
+    let addr = if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) {
+        spec.parse::<u16>()
+            .ok()
+            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    } else if let Some(port) = spec.strip_prefix("localhost:") {
+        port.parse::<u16>()
+            .ok()
+            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    } else {
+        spec.parse::<SocketAddr>().ok()
+    };
+    let Some(addr) = addr else {
+        return Err(format!(
+            "--listen {spec}: give PORT, ADDR:PORT or [IPV6]:PORT (ADDR an IP address, or localhost)"
+        ));
+    };
+    if !addr.ip().is_loopback() && !any {
+        return Err(format!(
+            "--listen {spec}: {} can be reached from other machines, and whoever connects gets a connection to SERVER; add --listen-any if that is what you want",
+            addr.ip()
+        ));
+    }
+    Ok(addr)
 }
 
 /// `--spool-limit`: `1048576`, `512K`, `256M`, `2G` (binary units).
@@ -785,6 +864,64 @@ mod tests {
             "{e}"
         );
         assert!(settings(&["-u", "a", "--proxy", "socks5://127.0.0.1:1080", "localhost"]).is_ok());
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let p = |a: &[&str]| settings(a).map(|s| s.listen.map(|p| p.listen));
+        assert_eq!(p(&["h"]).unwrap(), None);
+        assert_eq!(
+            p(&["--listen", "1143", "h"]).unwrap(),
+            Some("127.0.0.1:1143".parse().unwrap())
+        );
+        assert_eq!(
+            p(&["--listen", "localhost:0", "h"]).unwrap(),
+            Some("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(
+            p(&["--listen", "[::1]:1143", "h"]).unwrap(),
+            Some("[::1]:1143".parse().unwrap())
+        );
+        let e = p(&["--listen", "0.0.0.0:1143", "h"]).unwrap_err();
+        assert!(e.to_string().contains("--listen-any"), "{e}");
+        assert_eq!(
+            p(&["--listen", "0.0.0.0:1143", "--listen-any", "h"]).unwrap(),
+            Some("0.0.0.0:1143".parse().unwrap())
+        );
+        for bad in ["", "x", "70000", "host.example:1143", "1.2.3.4"] {
+            assert!(p(&["--listen", bad, "h"]).is_err(), "{bad}");
+        }
+        let s = settings(&["--listen", "0", "--listen-tls", "h:993"]).unwrap();
+        let listen = s.listen.unwrap();
+        assert!(listen.tls && listen.cert.is_none());
+        let s = settings(&[
+            "--listen",
+            "0",
+            "--listen-cert",
+            "c",
+            "--listen-key",
+            "k",
+            "h",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.listen.unwrap().cert,
+            Some((PathBuf::from("c"), PathBuf::from("k")))
+        );
+        for args in [
+            &["--listen-tls", "h"][..],
+            &["--listen-any", "h"],
+            &["--listen", "0", "--listen-cert", "c", "h"],
+            &["--listen", "0", "-c", "NOOP", "h"],
+            &["--listen", "0", "-u", "alice", "h"],
+            &["--listen", "0", "--raw", "h"],
+        ] {
+            let mut v = vec!["imaptalk"];
+            v.extend_from_slice(args);
+            assert!(Cli::try_parse_from(v).is_err(), "{args:?}");
+        }
+        // --log-literals goes with --log or with --listen's records.
+        assert!(settings(&["--listen", "0", "--log-literals", "size", "h"]).is_ok());
     }
 
     #[test]

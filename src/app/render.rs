@@ -379,7 +379,9 @@ fn named(e: io::Error, stream: &str) -> io::Error {
     )
 }
 
-fn style_for(head: &Head) -> Option<Style> {
+/// The colour of a response line by its kind and status (OK green, NO
+/// yellow, BAD and BYE red, `[ALERT]` bold yellow, `+` cyan).
+pub fn style_for(head: &Head) -> Option<Style> {
     if head.alert {
         return Some(Style::new().bold().fg_color(Some(AnsiColor::Yellow.into())));
     }
