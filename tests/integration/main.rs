@@ -21,6 +21,8 @@ mod memory_cases;
 mod notes_cases;
 mod pipeline_cases;
 #[cfg(unix)]
+mod proxy_cases;
+#[cfg(unix)]
 mod pty_cases;
 #[cfg(unix)]
 mod sasl_cases;

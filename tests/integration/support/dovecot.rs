@@ -684,6 +684,8 @@ auth_mechanisms = plain login{mechanisms}
 auth_verbose = yes
 # Failed logins answer at once instead of after 2 s.
 auth_failure_delay = 0
+# The proxy tests log one user in twenty times at once (default: 10).
+mail_max_userip_connections = 100
 first_valid_uid = 1
 first_valid_gid = 1
 mail_location = maildir:~/Maildir
