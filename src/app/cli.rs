@@ -3,12 +3,12 @@
 
 use crate::app::auth::{self, Channel, Login};
 use crate::app::diag::DiagOptions;
-use crate::app::proxy::ProxyOptions;
 use crate::app::render::OutputOptions;
 use crate::app::target::{self, IMAPS_PORT, Scheme};
 use crate::core::options::{Input, Security, SessionOptions};
 use crate::core::sasl::{self, Mechanism};
 use crate::error;
+use crate::io::listen::ListenOptions;
 use crate::io::tcp::ConnectOptions;
 use crate::io::tcp::Family;
 use crate::io::tls::{ClientCert, TlsOptions, Version};
@@ -392,7 +392,7 @@ pub struct Settings {
     /// `-u`: log in automatically (the secret is read before connecting).
     pub login: Option<Login>,
     /// `--listen`: proxy mode.
-    pub listen: Option<ProxyOptions>,
+    pub listen: Option<ListenOptions>,
 }
 
 impl Cli {
@@ -594,7 +594,7 @@ impl Cli {
             }
         }
         let listen = match &self.listen {
-            Some(spec) => Some(ProxyOptions {
+            Some(spec) => Some(ListenOptions {
                 listen: listen_address(spec, self.listen_any).map_err(error::usage)?,
                 tls: self.listen_tls,
                 cert: self.listen_cert.clone().zip(self.listen_key.clone()),

@@ -17,31 +17,19 @@ use crate::app::cli::Settings;
 use crate::app::signals::Signals;
 use crate::core::options::Security;
 use crate::error;
-use crate::io::listen::{GENERATED_NAMES, ListenTls};
+use crate::io::listen::{GENERATED_NAMES, ListenOptions, ListenTls};
 use crate::io::tls::TlsSetup;
 use crate::io::transcript::{self, Literals, Transcript};
 use crate::text::io_text;
 use anyhow::Result;
 use output::{Msg, Output, RecordSink, Targets};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use view::{Term, View};
-
-/// `--listen` and the flags of the client's side.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProxyOptions {
-    /// Where to listen (loopback unless `--listen-any`).
-    pub listen: SocketAddr,
-    /// `--listen-tls`: TLS from the client's first byte.
-    pub tls: bool,
-    /// `--listen-cert FILE` and `--listen-key FILE`.
-    pub cert: Option<(PathBuf, PathBuf)>,
-}
 
 /// How long connections get to close once the proxy is stopped.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -92,7 +80,7 @@ impl Context {
 }
 
 /// Runs the proxy until Ctrl-C; returns the exit code.
-pub async fn run(settings: Settings, opts: ProxyOptions) -> Result<u8> {
+pub async fn run(settings: Settings, opts: ListenOptions) -> Result<u8> {
     // Everything that can be wrong with the flags fails before listening.
     let file = match &settings.log {
         Some(l) => Some((
@@ -183,7 +171,7 @@ pub async fn run(settings: Settings, opts: ProxyOptions) -> Result<u8> {
 
 /// The first lines on stderr: where to point the mail client, and how
 /// to trust the proxy's certificate.
-fn announce(settings: &Settings, opts: &ProxyOptions, local: SocketAddr, tls: &ListenTls) {
+fn announce(settings: &Settings, opts: &ListenOptions, local: SocketAddr, tls: &ListenTls) {
     let how = match settings.session.security {
         Security::Plain => "plaintext",
         Security::Tls => "TLS",

@@ -21,6 +21,17 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::server::TlsStream;
 
+/// `--listen` and the flags of the clients' side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// Where to listen (loopback unless `--listen-any`).
+    pub listen: std::net::SocketAddr,
+    /// `--listen-tls`: TLS from the client's first byte.
+    pub tls: bool,
+    /// `--listen-cert FILE` and `--listen-key FILE`.
+    pub cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
 /// The names a generated certificate is valid for: a client pointed at
 /// the proxy on this machine connects to one of them.
 pub const GENERATED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
