@@ -67,7 +67,7 @@ impl Context {
         let log = match (&self.out, self.records) {
             (Some(tx), true) => Some(
                 Transcript::to_writer(
-                    Box::new(RecordSink(tx.clone())),
+                    Box::new(RecordSink::new(tx.clone())),
                     self.literals,
                     "the output".to_string(),
                 )

@@ -96,6 +96,30 @@ pub struct Transcript {
     /// `--listen`: the connection's number (`#3`), written after the
     /// timestamp of each record; empty for a session of its own.
     label: String,
+    stamp: Stamp,
+}
+
+/// The timestamp of the last record, kept for records of the same
+/// millisecond: a bulk literal writes thousands of them a millisecond, and
+/// formatting a date is most of the cost of a record.
+#[derive(Default)]
+struct Stamp {
+    millis: u128,
+    text: String,
+}
+
+impl Stamp {
+    fn now(&mut self) -> String {
+        let t = SystemTime::now();
+        let millis = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        if millis != self.millis || self.text.is_empty() {
+            self.millis = millis;
+            self.text = timestamp(t);
+        }
+        let mut line = String::with_capacity(self.text.len() + 64);
+        line.push_str(&self.text);
+        line
+    }
 }
 
 impl Transcript {
@@ -119,6 +143,7 @@ impl Transcript {
             server: Side::default(),
             client: Side::default(),
             label: String::new(),
+            stamp: Stamp::default(),
         }
     }
 
@@ -297,7 +322,7 @@ impl Transcript {
         if self.failed {
             return;
         }
-        let mut line = timestamp(SystemTime::now());
+        let mut line = self.stamp.now();
         line.push(' ');
         if !self.label.is_empty() {
             line.push_str(&self.label);

@@ -814,3 +814,58 @@ fn on_a_terminal_both_sides_are_shown_with_times_and_secrets_masked() {
     assert!(status.contains(", 0)"), "{status}");
     server.finish().assert_ok();
 }
+
+/// A literal count that fits no 64-bit number, from the server or from
+/// the client, ends that connection with the reason; the proxy goes on.
+#[test]
+fn a_count_over_2_64_ends_that_connection_with_the_reason() {
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 FETCH 1 BODY[]"),
+        send("* 1 FETCH (BODY[] {18446744073709551616}\nxyz"),
+        Step::ExpectEof,
+    ]);
+    let proxy = Proxy::start(&[&local(server.port())]);
+    let mut c = Client::connect(&proxy.addr());
+    c.until("* OK ready\r\n");
+    c.send(b"a1 FETCH 1 BODY[]\r\n");
+    c.rest();
+    server.finish().assert_ok();
+    // The client's side: the next connection (its server is gone: a BYE).
+    let mut c = Client::connect(&proxy.addr());
+    c.rest();
+    let stopped = proxy.stop();
+    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    let r = stopped.of(1).join("\n");
+    assert!(
+        r.contains("*: close after an error: protocol error: the server announced a literal of 18446744073709551616 bytes, more than 2^64-1"),
+        "{r}"
+    );
+    assert!(
+        stopped
+            .of(2)
+            .join("\n")
+            .contains("*: close after an error: cannot connect")
+    );
+}
+
+#[test]
+fn a_client_announcing_an_impossible_literal_is_closed() {
+    let d = Dovecot::start();
+    let proxy = Proxy::start(&[&local(d.plain_port())]);
+    let mut c = Client::connect(&proxy.addr());
+    c.until("\r\n");
+    c.send(b"a1 APPEND INBOX {99999999999999999999999}\r\n");
+    c.rest();
+    let mut ok = Client::connect(&proxy.addr());
+    ok.until("\r\n");
+    ok.send(b"b1 LOGOUT\r\n");
+    ok.until("b1 OK");
+    let stopped = proxy.stop();
+    let r = stopped.of(1).join("\n");
+    assert!(
+        r.contains("*: close after an error: protocol error: the client announced a literal with a 23-digit byte count"),
+        "{r}"
+    );
+    assert!(stopped.of(2).contains(&"C: b1 LOGOUT".to_string()));
+}

@@ -15,8 +15,8 @@ use std::thread::JoinHandle;
 pub enum Msg {
     /// Terminal text (one or more complete lines), for stdout on a terminal.
     View(String),
-    /// One transcript record, for stdout when it is not a terminal and
-    /// for the `--log` file.
+    /// Transcript records (whole lines), for stdout when it is not a
+    /// terminal and for the `--log` file.
     Record(Vec<u8>),
 }
 
@@ -158,18 +158,70 @@ fn file_failed(name: &str, e: &io::Error) {
     ));
 }
 
-/// A transcript's writer: each record it writes (one `write_all` a
-/// record) goes to the output thread whole.
-pub struct RecordSink(pub SyncSender<Msg>);
+/// A transcript's writer: the records it writes (one `write_all` a
+/// record) are handed to the output thread in batches of whole records, at
+/// each flush (the connection is about to wait) or once a batch is big.
+pub struct RecordSink {
+    tx: SyncSender<Msg>,
+    batch: Vec<u8>,
+}
+
+/// A batch is handed over once it is this big.
+const BATCH: usize = 64 * 1024;
+
+impl RecordSink {
+    pub fn new(tx: SyncSender<Msg>) -> RecordSink {
+        RecordSink {
+            tx,
+            batch: Vec::new(),
+        }
+    }
+
+    fn hand_over(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.tx
+            .send(Msg::Record(batch))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the output has ended"))
+    }
+}
 
 impl Write for RecordSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .send(Msg::Record(buf.to_vec()))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the output has ended"))?;
+        self.batch.extend_from_slice(buf);
+        if self.batch.len() >= BATCH {
+            self.hand_over()?;
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.hand_over()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_go_over_in_batches_of_whole_records() {
+        let (tx, rx) = sync_channel(16);
+        let mut sink = RecordSink::new(tx);
+        sink.write_all(b"one\n").unwrap();
+        sink.write_all(b"two\n").unwrap();
+        assert!(rx.try_recv().is_err(), "nothing before a flush");
+        sink.flush().unwrap();
+        let record = vec![b'x'; BATCH];
+        sink.write_all(&record).unwrap();
+        let got: Vec<Vec<u8>> = rx
+            .try_iter()
+            .map(|m| match m {
+                Msg::Record(r) => r,
+                Msg::View(_) => unreachable!(),
+            })
+            .collect();
+        assert_eq!(got, [b"one\ntwo\n".to_vec(), record]);
     }
 }

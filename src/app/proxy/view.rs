@@ -289,8 +289,10 @@ impl Term {
 
     /// Literal data, one terminal line per line of data.
     fn literal_data(&mut self, from: From, data: &[u8], last: bool) {
-        let mut rest = data;
-        loop {
+        let hidden = self.side(from).cut.as_ref().is_some_and(|c| c.hiding);
+        // Once a literal is cut short, the rest of it is not even looked at.
+        let mut rest = if hidden { &[][..] } else { data };
+        while !rest.is_empty() {
             let (line, more) = match memchr::memchr(b'\n', rest) {
                 Some(i) => (&rest[..=i], true),
                 None => (rest, false),
@@ -298,10 +300,7 @@ impl Term {
             rest = &rest[line.len()..];
             let side = self.side(from);
             if side.cut.as_ref().is_some_and(|c| c.hiding) {
-                if !more {
-                    break;
-                }
-                continue;
+                break;
             }
             side.pending.extend_from_slice(line);
             if more || side.pending.len() >= PIECE || (last && !side.pending.is_empty()) {
@@ -314,9 +313,6 @@ impl Term {
                 self.prefix(from, '|');
                 push_text(strip_line_end(&piece), &mut self.buf);
                 self.buf.push('\n');
-            }
-            if !more {
-                break;
             }
         }
         if last && let Some(cut) = self.side(from).cut.take().filter(|c| c.hiding) {
