@@ -136,8 +136,8 @@ pub async fn run(settings: Settings, opts: ListenOptions) -> Result<u8> {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            kind = signals.recv() => break kind.name().to_string(),
-            () = failure.notify.notified() => break "the output".to_string(),
+            kind = signals.recv() => break format!("stopped by {}", kind.name()),
+            () = failure.notify.notified() => break "stopped: stdout was closed".to_string(),
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     };
@@ -163,7 +163,7 @@ pub async fn run(settings: Settings, opts: ListenOptions) -> Result<u8> {
         )));
     }
     error::say(&format!(
-        "imaptalk: stopped by {stopped_by}: {n} connection{} served",
+        "imaptalk: {stopped_by}: {n} connection{} served",
         if n == 1 { "" } else { "s" }
     ));
     Ok(0)
@@ -186,6 +186,17 @@ fn announce(settings: &Settings, opts: &ListenOptions, local: SocketAddr, tls: &
         "imaptalk: listening on {local}, relaying each client to {} ({how}); {client}; Ctrl-C stops",
         settings.connect.display()
     ));
+    let host = &settings.connect.host;
+    let local_server = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback());
+    if settings.session.security == Security::Plain && !local_server {
+        error::say(&format!(
+            "imaptalk: warning: the connections to {} are not encrypted (add --tls or --starttls): what clients send, passwords included, crosses the network in plaintext",
+            settings.connect.display()
+        ));
+    }
     if !local.ip().is_loopback() {
         error::say(&format!(
             "imaptalk: warning: --listen-any: {local} is reachable from other machines, and whoever connects gets a connection to {} through this proxy",

@@ -138,7 +138,9 @@ fn a_refused_literal_and_a_forged_completion_in_a_server_literal() {
         send("* BYE bye\na3 OK bye\n"),
         Step::Close,
     ]);
-    let proxy = Proxy::start(&[&local(server.port())]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("proxy.log");
+    let proxy = Proxy::start(&["--log", log.to_str().unwrap(), &local(server.port())]);
     let mut c = Client::connect(&proxy.addr());
     c.until("* OK ready\r\n");
     c.send(b"a1 APPEND INBOX {100}\r\n");
@@ -160,6 +162,11 @@ fn a_refused_literal_and_a_forged_completion_in_a_server_literal() {
     );
     // Every completion matched a command sent with its tag.
     assert!(!text.contains("no command was sent"), "{text}");
+    // --log FILE holds the same records as stdout, in a file for its owner.
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), stopped.stdout);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&log).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]
