@@ -275,7 +275,11 @@ impl ClientFramer {
                 let head = (!continued).then(|| self.head(start, content)).flatten();
                 let announced = match start {
                     Start::Answer => None,
-                    _ => literal_announcement(content, continued)?,
+                    _ => literal_announcement(content, continued).inspect_err(|_| {
+                        // The line is gone from the buffer: what was scanned
+                        // of it must not be trusted by a later call either.
+                        self.state = Self::line_state(Start::Command);
+                    })?,
                 };
                 let end = match announced {
                     Some(ann) if ann.non_sync => {
@@ -802,6 +806,18 @@ mod tests {
             describe(&f.finish().unwrap_err()),
             "the client closed the connection in the middle of a 1000000-byte literal (10 bytes sent)"
         );
+    }
+
+    #[test]
+    fn a_call_after_an_error_does_not_panic() {
+        let mut f = ClientFramer::new();
+        f.buffer_mut().extend_from_slice(b"a1 APPEND INBOX ");
+        assert_eq!(f.next_event(), Ok(None));
+        f.buffer_mut()
+            .extend_from_slice(b"{123456789012345678901234567890}\r\n");
+        assert!(f.next_event().is_err());
+        f.buffer_mut().extend_from_slice(b"a2 NOOP\r\n");
+        assert!(f.next_event().is_ok());
     }
 
     #[test]

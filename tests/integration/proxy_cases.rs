@@ -5,8 +5,8 @@
 //! secrets.
 
 use crate::support::dovecot::Dovecot;
-use crate::support::local;
 use crate::support::listen::{Client, Proxy, Tap};
+use crate::support::local;
 use crate::support::scripted::{ScriptedServer, Step, expect, send};
 use std::process::Command;
 use std::time::Duration;
