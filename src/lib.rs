@@ -81,7 +81,8 @@ pub mod io;
 pub mod protocol;
 pub mod text;
 
-use crate::core::options::Input;
+use crate::core::options::Input as Source;
+use crate::core::session::Input;
 use app::cli::{Cli, Settings};
 use app::driver::{Driver, Editor};
 use app::render::{Output, TextSink};
@@ -156,38 +157,73 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
         return driver.run(script::commands(&[]), None).await;
     }
     match settings.input.clone() {
-        Input::Interactive => {
+        Source::Interactive => {
             // Ctrl-C must never kill the session. The editor reads keys in
             // raw mode, but the terminal is cooked while the prompt waits for
             // the server and while \login asks for the password (rpassword
             // raises SIGINT on Ctrl-C): a handler replaces the default
             // action for the whole run.
             #[cfg(unix)]
-            let _sigint =
+            let sigint =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
-            let (repl, rx) = repl::Repl::start(settings.history.clone(), settings.output.color)?;
+            // With that handler in place, a SIGINT aimed at the editor's
+            // thread only makes it redraw its prompt.
+            #[cfg(unix)]
+            let redraw = sigint.is_some();
+            #[cfg(not(unix))]
+            let redraw = false;
+            let first = repl::Prompt {
+                text: "(connecting)> ".to_string(),
+                kind: repl::PromptKind::Command,
+            };
+            let (repl, mut rx) = repl::Repl::start(
+                settings.history.clone(),
+                settings.output.color,
+                first,
+                redraw,
+            )?;
             let out = if settings.output.render {
                 Output::text(
                     settings.output.color,
-                    TextSink::Printer(repl.printer.clone()),
+                    TextSink::Printer(repl.screen.clone()),
                 )
                 .with_full_literals(settings.output.full)
             } else {
                 Output::raw().with_progress(progress::Progress::new(settings.output.quiet))
             };
             let editor = Editor {
-                prompt: repl.prompt.clone(),
+                screen: repl.screen.clone(),
                 known: repl.known.clone(),
             };
             let result = async {
-                let mut driver = Driver::connect(settings, out, false, Some(editor)).await?;
-                driver.run(rx, None).await
+                // Ctrl-C while connecting ends the attempt at once; lines
+                // typed meanwhile are kept for the session.
+                let mut early = Vec::new();
+                let connect = Driver::connect(settings, out, false, Some(editor));
+                tokio::pin!(connect);
+                let mut driver = loop {
+                    tokio::select! {
+                        d = &mut connect => break d?,
+                        input = rx.recv() => match input {
+                            Some(Input::Interrupt) | None => {
+                                error::say("imaptalk: interrupted by SIGINT before the session was set up");
+                                return Ok(error::INTERRUPTED);
+                            }
+                            Some(Input::Eof) => {
+                                error::say("imaptalk: input ended before the session was set up; nothing was sent");
+                                return Ok(0);
+                            }
+                            Some(other) => early.push(other),
+                        },
+                    }
+                };
+                driver.run_with(early, rx, None).await
             }
             .await;
             repl.finish();
             result
         }
-        Input::Stdin | Input::Commands(_) => {
+        Source::Stdin | Source::Commands(_) => {
             let out = if settings.output.render {
                 Output::text(settings.output.color, TextSink::Stdout(std::io::stdout()))
                     .with_full_literals(settings.output.full)
@@ -195,7 +231,7 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
                 Output::raw().with_progress(progress::Progress::new(settings.output.quiet))
             };
             let rx = match &settings.input {
-                Input::Commands(c) => script::commands(c),
+                Source::Commands(c) => script::commands(c),
                 _ => script::stdin(),
             };
             // SIGINT/SIGTERM end a script cleanly: LOGOUT if possible.

@@ -107,7 +107,13 @@ fn capabilities(line: &str) -> Option<BTreeSet<Verb>> {
 pub struct ReplHelper {
     pub known: Shared,
     pub color: bool,
+    /// Told the line, the cursor and the hint each time the editor draws
+    /// them (the REPL redraws an interrupted line from this).
+    pub on_draw: Option<DrawHook>,
 }
+
+/// See [`ReplHelper::on_draw`].
+pub type DrawHook = Box<dyn Fn(&str, usize, Option<&str>) + Send + Sync>;
 
 /// Splits the line before the cursor into finished words and the word
 /// being typed (quoted strings count as one word).
@@ -342,7 +348,11 @@ impl Hinter for ReplHelper {
     type Hint = String;
 
     fn hint(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> Option<String> {
-        self.hint_for(line, pos)
+        let hint = self.hint_for(line, pos);
+        if let Some(hook) = &self.on_draw {
+            hook(line, pos, hint.as_deref());
+        }
+        hint
     }
 }
 
@@ -378,6 +388,7 @@ mod tests {
         ReplHelper {
             known,
             color: false,
+            on_draw: None,
         }
     }
 
@@ -426,6 +437,7 @@ mod tests {
         let bare = ReplHelper {
             known: Arc::default(),
             color: false,
+            on_draw: None,
         };
         assert_eq!(complete(&bare, "NO").1, ["NOOP"]);
         assert_eq!(complete(&bare, "ES").1, Vec::<String>::new());

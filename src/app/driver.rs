@@ -15,7 +15,7 @@ use crate::app::auth;
 use crate::app::cli::Settings;
 use crate::app::complete;
 use crate::app::render::Output;
-use crate::app::repl::{Prompt, PromptKind, PromptState};
+use crate::app::repl::{Prompt, PromptKind, PromptState, ScreenTx};
 use crate::app::signals::{self, Signals};
 use crate::core::meta;
 use crate::core::options::Security;
@@ -127,7 +127,7 @@ fn scram_nonce() -> String {
 /// Where the driver sends prompts and learns for completion
 /// (interactive mode).
 pub struct Editor {
-    pub prompt: std::sync::mpsc::Sender<Prompt>,
+    pub screen: ScreenTx,
     pub known: complete::Shared,
 }
 
@@ -146,6 +146,10 @@ pub struct Driver {
     file: Option<(FileLiteral, u64)>,
     /// `-c` mode, `\idle`: stdin has a line (or ended).
     stdin_watch: Option<mpsc::Receiver<()>>,
+    /// Interactive mode: the editor's inputs, also watched for Ctrl-C
+    /// during a STARTTLS handshake; what else arrives then waits here.
+    input: Option<mpsc::Receiver<Input>>,
+    pending: Vec<Input>,
 }
 
 impl Driver {
@@ -236,6 +240,8 @@ impl Driver {
             files: Vec::new(),
             file: None,
             stdin_watch: None,
+            input: None,
+            pending: Vec::new(),
         })
     }
 
@@ -244,11 +250,28 @@ impl Driver {
     /// LOGOUT.
     pub async fn run(
         &mut self,
-        mut input: mpsc::Receiver<Input>,
+        input: mpsc::Receiver<Input>,
+        signals: Option<Signals>,
+    ) -> Result<u8> {
+        self.run_with(Vec::new(), input, signals).await
+    }
+
+    /// [`Driver::run`], with input that arrived while connecting first.
+    pub async fn run_with(
+        &mut self,
+        early: Vec<Input>,
+        input: mpsc::Receiver<Input>,
         mut signals: Option<Signals>,
     ) -> Result<u8> {
+        self.input = Some(input);
+        for i in early {
+            self.core.input(i, Instant::now());
+        }
         let mut input_open = true;
         loop {
+            for i in std::mem::take(&mut self.pending) {
+                self.core.input(i, Instant::now());
+            }
             if let Some(code) = self.act(&mut signals).await? {
                 return Ok(code);
             }
@@ -295,7 +318,7 @@ impl Driver {
                         self.core.connection_error(e);
                     }
                 },
-                got = input.recv(), if wants_input => match got {
+                got = next_input(&mut self.input), if wants_input => match got {
                     Some(i) => self.core.input(i, Instant::now()),
                     None => {
                         input_open = false;
@@ -397,9 +420,13 @@ impl Driver {
                         self.core.connection_error(e);
                         continue;
                     }
-                    let (summary, expiring) = self.upgrade().await?;
-                    self.core
-                        .tls_up(summary.as_deref(), expiring, Instant::now());
+                    match self.upgrade().await? {
+                        Some((summary, expiring)) => {
+                            self.core
+                                .tls_up(summary.as_deref(), expiring, Instant::now());
+                        }
+                        None => self.core.signal(Signal::Interrupt, false, Instant::now()),
+                    }
                 }
                 Action::StartDeflate => {
                     if let Err(e) = self.flush(signals).await {
@@ -415,6 +442,12 @@ impl Driver {
                 Action::Echo(text) => self.out.echo(&text),
                 Action::Say(text) => error::say(&text),
                 Action::Prompt(view) => self.prompt(view),
+                Action::History(line) => {
+                    if let Some(ed) = &self.editor {
+                        ed.screen.history(line);
+                    }
+                }
+                Action::Sent(text) => self.out.sent(&text),
                 Action::Finish {
                     code,
                     shutdown,
@@ -511,7 +544,7 @@ impl Driver {
     /// responses (the CVE-2011-0411 / CVE-2021-22947 class) — never let
     /// them through. Returns the negotiated summary and whether a
     /// certificate expires soon.
-    async fn upgrade(&mut self) -> Result<(Option<String>, bool)> {
+    async fn upgrade(&mut self) -> Result<Option<(Option<String>, bool)>> {
         let n = self.conn.buffered();
         if n > 0 {
             return Err(error::connect(format!(
@@ -523,7 +556,23 @@ impl Driver {
             None => TlsSetup::new(&self.settings.tls)?,
         };
         let start = Instant::now();
-        let upgraded = self.conn.upgrade(&tls, self.settings.session.timeout).await;
+        let timeout = self.settings.session.timeout;
+        // At the prompt, Ctrl-C ends a handshake that does not finish.
+        let upgraded = match (&self.editor, &mut self.input) {
+            (Some(_), Some(rx)) => loop {
+                tokio::select! {
+                    r = self.conn.upgrade(&tls, timeout) => break r,
+                    got = rx.recv() => match got {
+                        Some(Input::Interrupt) | None => {
+                            self.tls = Some(tls);
+                            return Ok(None);
+                        }
+                        Some(other) => self.pending.push(other),
+                    },
+                }
+            },
+            _ => self.conn.upgrade(&tls, timeout).await,
+        };
         let info = self.conn.tls_info();
         let expiring = crate::app::diag::handshake_done(
             &self.settings.diag,
@@ -533,51 +582,63 @@ impl Driver {
         );
         self.tls = Some(tls);
         upgraded?;
-        Ok((self.conn.tls_summary(), expiring))
+        Ok(Some((self.conn.tls_summary(), expiring)))
     }
 
     fn prompt(&mut self, view: PromptView) {
         let Some(ed) = &self.editor else { return };
-        let prompt = match view {
-            PromptView::Literal(left) => Prompt {
-                text: format!("{{{left}}}> "),
-                kind: PromptKind::Literal,
-            },
-            PromptView::RestOfLine => Prompt {
-                text: "..> ".to_string(),
-                kind: PromptKind::Literal,
-            },
-            PromptView::Continuation => Prompt {
-                text: "+> ".to_string(),
-                kind: PromptKind::Continuation,
-            },
+        let (tag, tls, user, mailbox) = match view {
+            PromptView::Literal(left) => {
+                return ed.screen.prompt(Prompt {
+                    text: format!("{{{left}}}> "),
+                    kind: PromptKind::Literal,
+                });
+            }
+            PromptView::RestOfLine => {
+                return ed.screen.prompt(Prompt {
+                    text: "..> ".to_string(),
+                    kind: PromptKind::Literal,
+                });
+            }
+            PromptView::Continuation => {
+                return ed.screen.prompt(Prompt {
+                    text: "+> ".to_string(),
+                    kind: PromptKind::Continuation,
+                });
+            }
             PromptView::Command {
                 tag,
                 tls,
                 user,
                 mailbox,
-            } => {
-                let host = escape_str(&self.settings.connect.host);
-                let user = user.as_deref().map(escape_str);
-                let mailbox = mailbox.as_deref().map(escape_str);
-                let state = PromptState {
-                    host: &host,
-                    tls,
-                    user: user.as_deref(),
-                    mailbox: mailbox.as_deref(),
-                    tag: &tag,
-                };
-                Prompt {
-                    text: crate::app::repl::command_prompt(
-                        &state,
-                        crate::app::repl::terminal_width(),
-                        self.utf8,
-                    ),
-                    kind: PromptKind::Command,
-                }
-            }
+            } => (tag, tls, user, mailbox),
+            // What is typed while a command runs waits for it, and the
+            // prompt says for which.
+            PromptView::Waiting {
+                after,
+                tls,
+                user,
+                mailbox,
+            } => (format!("(after {after})"), tls, user, mailbox),
         };
-        let _ = ed.prompt.send(prompt);
+        let host = escape_str(&self.settings.connect.host);
+        let user = user.as_deref().map(escape_str);
+        let mailbox = mailbox.as_deref().map(escape_str);
+        let state = PromptState {
+            host: &host,
+            tls,
+            user: user.as_deref(),
+            mailbox: mailbox.as_deref(),
+            tag: &tag,
+        };
+        ed.screen.prompt(Prompt {
+            text: crate::app::repl::command_prompt(
+                &state,
+                crate::app::repl::terminal_width(),
+                self.utf8,
+            ),
+            kind: PromptKind::Command,
+        });
     }
 
     /// The stream broke off in the middle of a response: its last bytes
@@ -601,6 +662,13 @@ impl Driver {
         {
             self.out.notice(&stats.describe());
         }
+    }
+}
+
+async fn next_input(input: &mut Option<mpsc::Receiver<Input>>) -> Option<Input> {
+    match input {
+        Some(rx) => rx.recv().await,
+        None => None,
     }
 }
 

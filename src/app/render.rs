@@ -16,12 +16,12 @@
 //! untouched: the rest of the literal is read, just not drawn.
 
 use crate::app::progress::Progress;
+use crate::app::repl::ScreenTx;
 use crate::protocol::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
 use crate::text::{Escaper, escape_str, io_text, size};
 use anstyle::{AnsiColor, Style};
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Stdout, Write};
-use std::sync::mpsc::Sender;
 
 /// How the server's output is shown.
 #[derive(Clone, Copy, Debug)]
@@ -40,8 +40,8 @@ pub struct OutputOptions {
 pub enum TextSink {
     /// Straight to stdout (script mode on a terminal).
     Stdout(Stdout),
-    /// To the REPL's printer thread, which prints above the prompt.
-    Printer(Sender<String>),
+    /// To the REPL's screen thread, which prints above the prompt.
+    Printer(ScreenTx),
     /// To stderr (`--show-certs -v`: stdout holds only the PEM).
     Stderr,
 }
@@ -237,7 +237,7 @@ impl Output {
                 } else {
                     format!("imaptalk: {msg}")
                 };
-                let _ = tx.send(line);
+                let _ = tx.text(line);
             }
             _ => self
                 .progress
@@ -253,7 +253,7 @@ impl Output {
                 sink: TextSink::Printer(tx),
                 ..
             }) => {
-                let _ = tx.send(text.to_string());
+                let _ = tx.text(text.to_string());
             }
             _ => self.progress.suspend(|| crate::error::say(text)),
         }
@@ -262,6 +262,34 @@ impl Output {
     /// A copy of a line sent to the server (`--echo`), already masked.
     pub fn echo(&mut self, line: &str) {
         self.message(&format!("C: {}", escape_str(line)));
+    }
+
+    /// A line sent that the person did not type at the prompt just now
+    /// (queued, sent by imaptalk itself, a script's), already masked: shown
+    /// among the server's lines, where it went, in the form `--echo`
+    /// gives it.
+    pub fn sent(&mut self, line: &str) {
+        let _ = self.flush();
+        let Mode::Text(text) = &mut self.mode else {
+            return;
+        };
+        let shown = format!("C: {}", escape_str(line));
+        let shown = if text.color {
+            let s = Style::new().bold();
+            format!("{}{shown}{}", s.render(), s.render_reset())
+        } else {
+            shown
+        };
+        match &mut text.sink {
+            TextSink::Printer(tx) => {
+                let _ = tx.text(shown);
+            }
+            TextSink::Stdout(out) => {
+                let mut lock = out.lock();
+                let _ = writeln!(lock, "{shown}").and_then(|()| lock.flush());
+            }
+            TextSink::Stderr => crate::error::say(&shown),
+        }
     }
 }
 
@@ -356,9 +384,13 @@ impl Text {
                     .and_then(|()| lock.flush())
                     .map_err(|e| named(e, "stdout"))
             }
-            TextSink::Printer(tx) => tx
-                .send(out)
-                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "terminal closed")),
+            TextSink::Printer(tx) => {
+                if tx.text(out) {
+                    Ok(())
+                } else {
+                    Err(io::Error::new(io::ErrorKind::BrokenPipe, "terminal closed"))
+                }
+            }
             TextSink::Stderr => {
                 let mut lock = io::stderr().lock();
                 lock.write_all(out.as_bytes())
@@ -414,7 +446,8 @@ mod tests {
         let body: String = (1..=lines).map(|i| format!("line {i:05}\r\n")).collect();
         let len = body.len() as u64;
         let (tx, rx) = std::sync::mpsc::channel();
-        let mut out = Output::text(false, TextSink::Printer(tx)).with_full_literals(full);
+        let mut out =
+            Output::text(false, TextSink::Printer(ScreenTx::new(tx))).with_full_literals(full);
         let head = format!("* 1 FETCH (BODY[] {{{len}}}\r\n");
         out.event(&Event::Line {
             data: Bytes::from(head),
@@ -439,7 +472,12 @@ mod tests {
         .unwrap();
         out.finish().unwrap();
         drop(out);
-        rx.iter().collect()
+        rx.iter()
+            .map(|s| match s {
+                crate::app::repl::Screen::Text(t) => t,
+                other => panic!("{other:?}"),
+            })
+            .collect()
     }
 
     #[test]

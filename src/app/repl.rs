@@ -2,31 +2,56 @@
 //! output printed above it as it arrives.
 //!
 //! rustyline is blocking and has no async interface, so the editor runs on
-//! a thread and hands lines to the session over a channel. Server output
-//! goes through rustyline's `ExternalPrinter` (which redraws the prompt and
-//! the half-typed line below it) from a printer thread that batches
-//! whatever has queued up: one `print` per line is ~20x slower on bulk
-//! output, because each call redraws the prompt.
+//! a thread and hands each line to the session over a channel as soon as
+//! Enter is pressed. It never waits for the session between lines: what is
+//! typed or pasted while a command runs is read, shown, and queued by the
+//! session core, which decides when it goes and what it is (a command, an
+//! answer to `+`, literal data, a line for history). Ctrl-C and Ctrl-D are
+//! keys the editor always sees, so they reach the core as inputs at any
+//! time.
+//!
+//! The prompt follows the session: the driver sends it (through the screen
+//! thread, in order with the output) whenever it changes. rustyline fixes
+//! the prompt of a line once it starts reading it, so the screen thread
+//! interrupts the editor with a SIGINT aimed at its thread (rustyline
+//! turns it into `Interrupted`, like Ctrl-C), and the editor erases the
+//! old prompt and starts again with the new one and the half-typed line as
+//! it was. Output waits meanwhile, so nothing printed is erased.
+//!
+//! Server output goes through rustyline's `ExternalPrinter` (which redraws
+//! the prompt and the half-typed line below it) from the screen thread,
+//! which batches whatever has queued up: one `print` per line is ~20x
+//! slower on bulk output, because each call redraws the prompt.
 
-use crate::app::complete::{ReplHelper, Shared};
+use crate::app::complete::{DrawHook, ReplHelper, Shared};
 use crate::core::meta::{self, Meta, Request};
 use crate::core::sasl::Secret;
 use crate::core::session::Input;
-use crate::protocol::command::Verb;
 use anyhow::{Context, Result};
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::{CompletionType, Config, Editor, ExternalPrinter};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use tokio::sync::mpsc;
-use unicode_width::UnicodeWidthStr as _;
+use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
 
-/// What the editor shows next: exactly one per line it is to read.
+/// How long the editor waits, after a line, for the session's answer (the
+/// next prompt) before it reads on with the prompt it has. The session
+/// answers in microseconds unless it is busy writing; a later answer
+/// redraws the prompt.
+const ANSWER_WAIT: Duration = Duration::from_millis(200);
+
+/// How long the screen thread waits for the editor to redraw its prompt
+/// before it prints on (a safety net: the editor always answers).
+const REDRAW_WAIT: Duration = Duration::from_secs(1);
+
+/// What the editor shows for the line being typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompt {
     pub text: String,
@@ -108,11 +133,92 @@ pub fn terminal_width() -> usize {
         .unwrap_or(80)
 }
 
-pub struct Repl {
-    /// The session sends the next prompt whenever it is ready for input.
-    pub prompt: std_mpsc::Sender<Prompt>,
+/// What the REPL is told, in order: output, the prompt, history.
+#[derive(Debug)]
+pub enum Screen {
     /// Text to print above the prompt.
-    pub printer: std_mpsc::Sender<String>,
+    Text(String),
+    /// The prompt changed.
+    Prompt(Prompt),
+    /// A line for history (the session decided it may be kept).
+    History(String),
+}
+
+/// Where the driver and the renderer send what the REPL shows.
+#[derive(Debug, Clone)]
+pub struct ScreenTx(std_mpsc::Sender<Screen>);
+
+impl ScreenTx {
+    pub fn new(tx: std_mpsc::Sender<Screen>) -> ScreenTx {
+        ScreenTx(tx)
+    }
+
+    /// False when the screen is gone (the terminal closed).
+    pub fn text(&self, text: String) -> bool {
+        self.0.send(Screen::Text(text)).is_ok()
+    }
+
+    pub fn prompt(&self, prompt: Prompt) {
+        let _ = self.0.send(Screen::Prompt(prompt));
+    }
+
+    pub fn history(&self, line: String) {
+        let _ = self.0.send(Screen::History(line));
+    }
+}
+
+/// What the screen thread and the editor thread share.
+struct Link {
+    prompt: Prompt,
+    /// Counts the prompts the session sent (one answers each line).
+    generation: u64,
+    /// The prompt the line being read shows.
+    shown: Prompt,
+    /// rustyline is reading a line (and its SIGINT handler is in place).
+    reading: bool,
+    /// The editor was interrupted to redraw, not by Ctrl-C.
+    poked: bool,
+    /// The line, cursor and hint as last drawn.
+    line: String,
+    pos: usize,
+    hint: Option<String>,
+    history: Vec<String>,
+    /// A SIGINT handler is in place: the editor may be interrupted.
+    can_poke: bool,
+    /// Not a terminal rustyline can drive (TERM=dumb): lines are read as
+    /// the terminal delivers them, and the prompt is printed again after
+    /// output instead of redrawn.
+    dumb: bool,
+    #[cfg(unix)]
+    thread: Option<nix::sys::pthread::Pthread>,
+}
+
+#[derive(Clone)]
+struct LinkRef(Arc<(Mutex<Link>, Condvar)>);
+
+impl LinkRef {
+    fn lock(&self) -> MutexGuard<'_, Link> {
+        self.0.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify(&self) {
+        self.0.1.notify_all();
+    }
+
+    /// Waits (at most `limit`) until `done` holds.
+    fn wait_until(&self, limit: Duration, done: impl Fn(&Link) -> bool) {
+        let guard = self.lock();
+        let _ = self
+            .0
+            .1
+            .wait_timeout_while(guard, limit, |l| !done(l))
+            .map_err(|_| ());
+    }
+}
+
+pub struct Repl {
+    /// Output, prompts and history for the screen.
+    pub screen: ScreenTx,
     /// What the session learns for completion (capabilities, mailboxes).
     pub known: Shared,
     printer_thread: JoinHandle<()>,
@@ -122,10 +228,18 @@ pub struct Repl {
 }
 
 impl Repl {
-    /// Starts the editor and printer threads; the receiver yields what is typed.
-    /// History is loaded from and appended to `history`, if given.
-    /// `color`: hints are shown dimmed.
-    pub fn start(history: Option<PathBuf>, color: bool) -> Result<(Repl, mpsc::Receiver<Input>)> {
+    /// Starts the editor and screen threads; the receiver yields what is
+    /// typed. History is loaded from and appended to `history`, if given.
+    /// `color`: hints are shown dimmed. `first`: the prompt until the
+    /// session sends one (while connecting). `redraw`: a SIGINT handler is
+    /// in place for the whole run, so the editor may be interrupted to
+    /// redraw its prompt (else the prompt changes at the next line only).
+    pub fn start(
+        history: Option<PathBuf>,
+        color: bool,
+        first: Prompt,
+        redraw: bool,
+    ) -> Result<(Repl, mpsc::Receiver<Input>)> {
         #[cfg(unix)]
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
         let config = Config::builder()
@@ -138,9 +252,45 @@ impl Repl {
         let mut editor: LineEditor =
             Editor::with_config(config).context("starting the line editor")?;
         let known = Shared::default();
+        let link = LinkRef(Arc::new((
+            Mutex::new(Link {
+                shown: first.clone(),
+                prompt: first,
+                generation: 0,
+                reading: false,
+                poked: false,
+                line: String::new(),
+                pos: 0,
+                hint: None,
+                history: Vec::new(),
+                can_poke: redraw,
+                dumb: false,
+                #[cfg(unix)]
+                thread: None,
+            }),
+            Condvar::new(),
+        )));
+        let seen = link.clone();
+        let on_draw: DrawHook = Box::new(move |line, pos, hint| {
+            let mut l = seen.lock();
+            if !l.reading {
+                // The first drawing of a line: rustyline's handler is in
+                // place now. A prompt that changed since the line started
+                // asks for a redraw at once.
+                l.reading = true;
+                if l.prompt != l.shown && !l.poked {
+                    l.poked = poke(&l);
+                }
+            }
+            l.line.clear();
+            l.line.push_str(line);
+            l.pos = pos;
+            l.hint = hint.map(str::to_string);
+        });
         editor.set_helper(Some(ReplHelper {
             known: known.clone(),
             color,
+            on_draw: Some(on_draw),
         }));
         let history = history.and_then(|path| match open_history(&path) {
             Ok(()) => {
@@ -160,32 +310,32 @@ impl Repl {
                 None
             }
         });
-        let (print_tx, print_rx) = std_mpsc::channel::<String>();
-        let printer_thread = match editor.create_external_printer() {
-            Ok(printer) => std::thread::spawn(move || print_loop(print_rx, printer)),
-            // No printer (not a real terminal): print directly.
-            Err(_) => std::thread::spawn(move || {
-                let mut out = std::io::stdout();
-                while let Ok(s) = print_rx.recv() {
-                    let _ = write!(out, "{s}");
-                    if !s.ends_with('\n') {
-                        let _ = writeln!(out);
-                    }
-                    let _ = out.flush();
-                }
-            }),
-        };
-        let (input_tx, input_rx) = mpsc::channel(16);
-        let (prompt_tx, prompt_rx) = std_mpsc::channel::<Prompt>();
+        let (screen_tx, screen_rx) = std_mpsc::channel::<Screen>();
+        let printer = editor.create_external_printer().ok();
+        link.lock().dumb = printer.is_none();
+        let screen_link = link.clone();
+        let printer_thread = std::thread::spawn(move || {
+            screen_loop(&screen_rx, printer, &screen_link);
+        });
+        let (input_tx, input_rx) = mpsc::channel(64);
         let editing = Arc::new(AtomicBool::new(true));
         let flag = editing.clone();
         std::thread::spawn(move || {
-            edit_loop(&mut editor, history.as_deref(), &prompt_rx, &input_tx);
+            #[cfg(unix)]
+            {
+                link.lock().thread = Some(nix::sys::pthread::pthread_self());
+            }
+            edit_loop(&mut editor, history.as_deref(), &link, &input_tx);
+            let mut l = link.lock();
+            l.reading = false;
+            l.poked = false;
+            l.can_poke = false;
+            drop(l);
+            link.notify();
             flag.store(false, Ordering::SeqCst);
         });
         let repl = Repl {
-            prompt: prompt_tx,
-            printer: print_tx,
+            screen: ScreenTx(screen_tx),
             known,
             printer_thread,
             editing,
@@ -196,20 +346,18 @@ impl Repl {
     }
 
     /// Waits until everything queued is printed, and puts the terminal back
-    /// the way it was if the editor is still in the middle of a prompt
-    /// (the server ended the session while the user was typing).
+    /// the way it was if the editor is still in the middle of a line (the
+    /// session ended while the user was typing).
     pub fn finish(self) {
         let Repl {
-            printer,
+            screen,
             printer_thread,
-            prompt,
             known: _,
             editing,
             #[cfg(unix)]
             saved,
         } = self;
-        drop(printer);
-        drop(prompt);
+        drop(screen);
         let _ = printer_thread.join();
         if editing.load(Ordering::SeqCst) {
             #[cfg(unix)]
@@ -220,36 +368,113 @@ impl Repl {
                     t,
                 );
             }
-            // Bracketed paste off, and leave the shell a fresh line.
+            // Bracketed paste off, and leave the shell a fresh line: the
+            // prompt of the line being typed is not left behind either.
             let mut out = std::io::stdout();
-            let _ = out.write_all(b"\x1b[?2004l\n");
+            let _ = out.write_all(b"\r\x1b[2K\x1b[?2004l");
             let _ = out.flush();
         }
     }
 }
 
-fn print_loop(rx: std_mpsc::Receiver<String>, mut printer: impl ExternalPrinter) {
-    while let Ok(mut batch) = rx.recv() {
-        // rustyline adds a missing line end only while a prompt is active:
-        // end every piece with one, so output never runs into the shell's.
-        if !batch.ends_with('\n') {
-            batch.push('\n');
-        }
-        while batch.len() < 256 * 1024 {
-            match rx.try_recv() {
-                Ok(more) => {
-                    batch.push_str(&more);
+/// Interrupts the editor's read so that it redraws; false if it cannot be.
+fn poke(l: &Link) -> bool {
+    if !l.can_poke {
+        return false;
+    }
+    #[cfg(unix)]
+    if let Some(thread) = l.thread {
+        return nix::sys::pthread::pthread_kill(thread, nix::sys::signal::Signal::SIGINT).is_ok();
+    }
+    let _ = l;
+    false
+}
+
+/// Prints output above the prompt, keeps the prompt and history for the
+/// editor, and has it redraw when the prompt changes.
+fn screen_loop(
+    rx: &std_mpsc::Receiver<Screen>,
+    mut printer: Option<impl ExternalPrinter>,
+    link: &LinkRef,
+) {
+    let mut batch = String::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        // Whatever has queued up: text in one batch, the prompt and
+        // history in their place.
+        while let Some(item) = next.take() {
+            match item {
+                Screen::Text(text) => {
+                    batch.push_str(&text);
+                    // rustyline adds a missing line end only while a prompt
+                    // is active: end every piece with one, so output never
+                    // runs into the shell's.
                     if !batch.ends_with('\n') {
                         batch.push('\n');
                     }
                 }
-                Err(_) => break,
+                Screen::History(line) => link.lock().history.push(line),
+                Screen::Prompt(prompt) => {
+                    if !print(&mut printer, &mut batch, link) {
+                        return;
+                    }
+                    let mut l = link.lock();
+                    l.prompt = prompt;
+                    // The editor waiting for the answer to its line has it.
+                    l.generation += 1;
+                    if l.reading && l.prompt != l.shown {
+                        if l.dumb {
+                            reprint(&mut l);
+                        } else if !l.poked {
+                            l.poked = poke(&l);
+                        }
+                    }
+                    drop(l);
+                    link.notify();
+                }
+            }
+            if batch.len() < 256 * 1024 {
+                next = rx.try_recv().ok();
             }
         }
-        if printer.print(batch).is_err() {
-            break;
+        if !print(&mut printer, &mut batch, link) {
+            return;
         }
     }
+}
+
+/// Prints the batch above the prompt; false when the terminal is gone.
+/// Nothing is printed while the editor redraws its prompt: it erases the
+/// old one, and must not erase output with it.
+fn print(printer: &mut Option<impl ExternalPrinter>, batch: &mut String, link: &LinkRef) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    link.wait_until(REDRAW_WAIT, |l| !l.poked);
+    let text = std::mem::take(batch);
+    match printer {
+        Some(p) => p.print(text).is_ok(),
+        // No printer (not a terminal rustyline can drive): print
+        // directly, and the prompt again below.
+        None => {
+            let mut out = std::io::stdout();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+            let mut l = link.lock();
+            if l.reading {
+                reprint(&mut l);
+            }
+            true
+        }
+    }
+}
+
+/// A dumb terminal: the prompt is printed as it is now.
+fn reprint(l: &mut Link) {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(l.prompt.text.as_bytes());
+    let _ = out.flush();
+    l.shown = l.prompt.clone();
 }
 
 /// Creates the history file (and its directory) private to the user before
@@ -285,90 +510,171 @@ type LineEditor = Editor<ReplHelper, FileHistory>;
 fn edit_loop(
     editor: &mut LineEditor,
     history: Option<&Path>,
-    prompts: &std_mpsc::Receiver<Prompt>,
+    link: &LinkRef,
     tx: &mpsc::Sender<Input>,
 ) {
-    while let Ok(prompt) = prompts.recv() {
-        let msg = match editor.readline(&prompt.text) {
-            Ok(line)
-                if prompt.kind == PromptKind::Command && line.trim_start().starts_with('\\') =>
+    let mut restore: Option<(String, usize)> = None;
+    loop {
+        let (prompt, generation, kept) = {
+            let mut l = link.lock();
+            l.shown = l.prompt.clone();
+            l.poked = false;
+            l.line.clear();
+            l.hint = None;
+            // No drawing tells of the read on a dumb terminal.
+            l.reading = l.dumb;
+            (
+                l.prompt.clone(),
+                l.generation,
+                std::mem::take(&mut l.history),
+            )
+        };
+        for line in kept {
+            if editor.add_history_entry(line.as_str()).unwrap_or(false)
+                && let Some(path) = history
             {
-                if editor.add_history_entry(line.as_str()).unwrap_or(false)
-                    && let Some(path) = history
-                {
-                    let _ = editor.append_history(path);
-                }
-                let m = run_meta(&line);
-                if m == Meta::Quit {
-                    let _ = tx.blocking_send(Input::Meta(m));
-                    return;
-                }
-                Input::Meta(m)
+                // Appended at once: the session may end any moment.
+                let _ = editor.append_history(path);
             }
+        }
+        let read = match restore.take() {
+            Some((line, pos)) => {
+                let pos = if line.is_char_boundary(pos) {
+                    pos
+                } else {
+                    line.len()
+                };
+                editor.readline_with_initial(&prompt.text, (&line[..pos], &line[pos..]))
+            }
+            None => editor.readline(&prompt.text),
+        };
+        let (poked, line, pos, hint) = {
+            let mut l = link.lock();
+            l.reading = false;
+            let poked = l.poked;
+            if !matches!(
+                read,
+                Err(ReadlineError::Interrupted | ReadlineError::Signal(_))
+            ) {
+                // The line ended on its own: nothing to erase.
+                l.poked = false;
+            }
+            (poked, std::mem::take(&mut l.line), l.pos, l.hint.take())
+        };
+        link.notify();
+        let sent = match read {
             Ok(text) => {
                 // A bracketed paste comes back as one text of several
-                // lines: each is a command of its own, for history as for
-                // the session.
-                let mut bytes = Vec::with_capacity(text.len() + 2);
+                // lines: each is a line of its own, as if typed.
+                let mut ok = true;
                 for line in text.split('\n') {
-                    // Lines typed as continuation data (SASL responses,
-                    // literal data) and LOGIN/AUTHENTICATE lines never
-                    // enter history.
-                    if prompt.kind == PromptKind::Command
-                        && !is_secret(line)
-                        && editor.add_history_entry(line).unwrap_or(false)
-                        && let Some(path) = history
-                    {
-                        // Appended at once: the session may end any moment.
-                        let _ = editor.append_history(path);
-                    }
-                    bytes.extend_from_slice(line.as_bytes());
-                    bytes.extend_from_slice(b"\r\n");
+                    ok = ok && send_line(editor, history, line, tx);
                 }
-                Input::Data(bytes)
+                ok
             }
-            Err(ReadlineError::Interrupted) => Input::Interrupt,
+            Err(ReadlineError::Interrupted | ReadlineError::Signal(_)) if poked => {
+                erase(&prompt.text, &line, pos, hint.as_deref());
+                restore = Some((line, pos));
+                // Output may go on (the next line starts below it).
+                link.lock().poked = false;
+                link.notify();
+                continue;
+            }
+            Err(ReadlineError::Interrupted) => {
+                link.lock().poked = false;
+                link.notify();
+                tx.blocking_send(Input::Interrupt).is_ok()
+            }
             Err(_) => {
                 let _ = tx.blocking_send(Input::Eof);
                 return;
             }
         };
-        if tx.blocking_send(msg).is_err() {
+        if !sent {
             return;
         }
+        // The session answers a line with the prompt for the next one.
+        link.wait_until(ANSWER_WAIT, |l| l.generation != generation);
     }
 }
 
-/// A meta-command line: `\login` asks for the password here, on the
-/// editor's thread, with echo off (the terminal is not in raw mode now).
-fn run_meta(line: &str) -> Meta {
-    match meta::parse(line) {
-        Request::Help(topic) => Meta::Help(topic),
-        Request::Quit => Meta::Quit,
-        Request::Idle(d) => Meta::Idle(d),
-        Request::Sleep(d) => Meta::Sleep(d),
-        Request::Show(text) => Meta::Show(text),
-        Request::Error(text) => Meta::Say(text),
-        Request::Login(user) => {
-            match rpassword::prompt_password(format!("Password for {user}: ")) {
-                Ok(password) => Meta::Login {
-                    user,
-                    password: Secret::new(password),
-                },
-                Err(_) => Meta::Say("\\login cancelled; nothing was sent".to_string()),
-            }
+/// After a redraw interrupted the line: rustyline left the cursor on the
+/// line below it. The old prompt and line go, so the new prompt is drawn
+/// where they were. Rows are counted as rustyline lays them out.
+fn erase(prompt: &str, line: &str, pos: usize, hint: Option<&str>) {
+    let cols = terminal_width().max(1);
+    let pos = if line.is_char_boundary(pos) {
+        pos
+    } else {
+        line.len()
+    };
+    let mut at = (0usize, 0usize);
+    for part in [prompt, &line[..pos], &line[pos..], hint.unwrap_or("")] {
+        at = advance(at, part, cols);
+    }
+    let up = at.0 + 1;
+    let mut out = std::io::stdout();
+    let _ = write!(out, "\x1b[{up}A\r\x1b[J");
+    let _ = out.flush();
+}
+
+/// Where the cursor ends after `text` from `(row, col)` on a terminal
+/// `cols` wide (a character that does not fit wraps to the next row).
+fn advance((mut row, mut col): (usize, usize), text: &str, cols: usize) -> (usize, usize) {
+    for c in text.chars() {
+        if c == '\n' {
+            row += 1;
+            col = 0;
+            continue;
+        }
+        let w = if c == '\t' {
+            8 - col % 8
+        } else {
+            c.width().unwrap_or(0)
+        };
+        col += w;
+        if col > cols {
+            row += 1;
+            col = w;
         }
     }
+    if col == cols {
+        row += 1;
+        col = 0;
+    }
+    (row, col)
 }
 
-/// Lines of commands that never enter history (LOGIN, AUTHENTICATE: they
-/// carry secrets), with or without a tag. Either of the first two words
-/// counts, even where the line would not be read as a tagged command: a
-/// password kept by mistake costs more than a line missing from history.
-fn is_secret(line: &str) -> bool {
-    line.split_whitespace()
-        .take(2)
-        .any(|w| Verb::parse(w.as_bytes()).never_history())
+/// One typed line to the session. `\login` asks for the password here, on
+/// the editor's thread, with echo off (the terminal is not in raw mode
+/// now); every other line, meta-commands included, goes to the session,
+/// which takes them in order. False when the session is gone.
+fn send_line(
+    editor: &mut LineEditor,
+    history: Option<&Path>,
+    line: &str,
+    tx: &mpsc::Sender<Input>,
+) -> bool {
+    if let Request::Login(user) = meta::parse(line)
+        && line.trim_start().starts_with("\\")
+    {
+        if editor.add_history_entry(line).unwrap_or(false)
+            && let Some(path) = history
+        {
+            let _ = editor.append_history(path);
+        }
+        let m = match rpassword::prompt_password(format!("Password for {user}: ")) {
+            Ok(password) => Meta::Login {
+                user,
+                password: Secret::new(password),
+            },
+            Err(_) => Meta::Say("\\login cancelled; nothing was sent".to_string()),
+        };
+        return tx.blocking_send(Input::Meta(m)).is_ok();
+    }
+    let mut bytes = line.as_bytes().to_vec();
+    bytes.extend_from_slice(b"\r\n");
+    tx.blocking_send(Input::Data(bytes)).is_ok()
 }
 
 #[cfg(test)]
@@ -434,13 +740,5 @@ mod tests {
             command_prompt(&s, 2 * "café.example \u{1f512} a7> ".width(), true),
             "cafe\u{301}.example \u{1f512} a7> "
         );
-    }
-
-    #[test]
-    fn secrets_are_recognised_with_or_without_a_tag() {
-        assert!(is_secret("LOGIN alice pw"));
-        assert!(is_secret("x1 login alice pw"));
-        assert!(is_secret("authenticate PLAIN"));
-        assert!(!is_secret("SELECT INBOX"));
     }
 }

@@ -43,6 +43,7 @@ use crate::protocol::framer::{Event, FrameError, Head, Kind, LineEnd, Status, st
 use crate::text::secs;
 use crate::text::{duration, escape_str};
 use bytes::BytesMut;
+use input::plural;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -55,10 +56,19 @@ pub const INPUT_AHEAD: usize = 256 * 1024;
 /// script without line ends must not fill memory.
 pub const MAX_INPUT_LINE: usize = 1024 * 1024;
 
-/// How long the server gets to answer the LOGOUT sent on a signal. A
-/// person pressing Ctrl-C wants out now; a server that is mid-way through
-/// a large literal will not answer in time, and that is fine.
+/// How long the server gets to answer the LOGOUT sent on a signal, a
+/// second Ctrl-C or Ctrl-D at the prompt. A person pressing Ctrl-C wants
+/// out now; a server that is mid-way through a large literal will not
+/// answer in time, and that is fine.
 pub const GRACE: Duration = Duration::from_secs(1);
+
+/// At the prompt, a second Ctrl-C this soon after one that stopped a wait
+/// ends the session.
+pub const AGAIN: Duration = Duration::from_secs(3);
+
+/// With no greeting this long after a plaintext connect, the user is told
+/// once that a TLS port needs `--tls` (the usual cause of the silence).
+pub const GREETING_HINT: Duration = Duration::from_secs(5);
 
 /// How long one IDLE runs before `\idle` renews it. RFC 2177: servers may
 /// end an IDLE after 30 minutes; clients should re-issue it at least every
@@ -152,9 +162,13 @@ impl Config {
 pub enum Input {
     /// More bytes of input (typed lines arrive with their line end).
     Data(Vec<u8>),
-    /// No more input: finish what is outstanding and LOG OUT.
+    /// No more input: finish what is outstanding and LOG OUT. At the
+    /// prompt (Ctrl-D): LOGOUT at once when the wire is between commands,
+    /// otherwise close, within [`GRACE`].
     Eof,
-    /// Ctrl-C at the prompt: ends an IDLE, otherwise nothing.
+    /// Ctrl-C at the prompt: ends an IDLE; stops waiting for the server
+    /// (a second one within [`AGAIN`] ends the session); before the
+    /// session is set up, ends the run.
     Interrupt,
     /// A meta-command typed at the prompt: nothing of it is sent as typed.
     Meta(Meta),
@@ -204,6 +218,14 @@ pub enum PromptView {
         user: Option<String>,
         mailbox: Option<String>,
     },
+    /// What is typed now waits (queued, in order) until `after` (a tag)
+    /// gets its `+` or completes.
+    Waiting {
+        after: String,
+        tls: bool,
+        user: Option<String>,
+        mailbox: Option<String>,
+    },
     /// Typed literal data: this many bytes are still expected.
     Literal(u64),
     /// The literal is typed: the rest of the command line.
@@ -243,8 +265,16 @@ pub enum Action {
     Echo(String),
     /// A line for stderr as it is (`-v` reports).
     Say(String),
-    /// The prompt for the next line (interactive mode).
+    /// What the prompt shows now (interactive mode): sent whenever it
+    /// changes, and after every input, while the editor keeps reading.
     Prompt(PromptView),
+    /// A typed line for the editor's history: a command, never a secret,
+    /// literal data or an answer to `+`.
+    History(String),
+    /// A line sent that the person did not just type at the prompt (a
+    /// queued line, one imaptalk sends itself, a script's command), shown
+    /// when output is rendered for people; secrets masked.
+    Sent(String),
     /// The run is over with this exit code. `shutdown`: close the
     /// connection politely; `last`: a notice after that.
     Finish {
@@ -270,9 +300,10 @@ enum Phase {
     /// A set-up command before input is read.
     Setup(setup::Step),
     Session,
-    /// A signal arrived; LOGOUT is out, waiting until `deadline`.
+    /// A signal arrived or the person left; LOGOUT is out, waiting until
+    /// `deadline`. `signal`: None for Ctrl-D or `\quit` at the prompt.
     Stopping {
-        signal: Signal,
+        signal: Option<Signal>,
         deadline: Instant,
     },
     Done,
@@ -398,10 +429,23 @@ pub struct Core {
     failures: u32,
     user: Option<String>,
     mailbox: Option<String>,
-    /// The editor is waiting for its next prompt: one per line typed.
+    /// Input arrived: the editor gets a prompt even if it did not change.
     prompt_due: bool,
-    /// Hold the prompt until this command gets its `+` or completes.
-    prompt_hold: Option<String>,
+    /// The prompt last sent.
+    shown: Option<PromptView>,
+    /// Interactive mode: typed lines wait until this command gets its `+`
+    /// or completes (IDLE, AUTHENTICATE, LOGIN, SELECT…: what the next
+    /// line means depends on the answer).
+    hold: Option<String>,
+    /// The line being taken was typed just now at the prompt, which shows
+    /// it already (else a line sent is shown as `Action::Sent`).
+    fresh: bool,
+    /// When a Ctrl-C last stopped a wait (a second one soon after ends
+    /// the session).
+    interrupted_at: Option<Instant>,
+    /// When the connection was made (for the `--tls` hint).
+    connected_at: Instant,
+    greeting_hinted: bool,
     /// The next LOGIN comes from `\login`: hold the prompt for it.
     meta_login: bool,
     /// A typed LOGIN over plaintext was warned about (once a session).
@@ -479,7 +523,12 @@ impl Core {
             user: None,
             mailbox: None,
             prompt_due: true,
-            prompt_hold: None,
+            shown: None,
+            hold: None,
+            fresh: false,
+            interrupted_at: None,
+            connected_at: now,
+            greeting_hinted: false,
             meta_login: false,
             plain_login_warned: false,
             offer_shown: None,
@@ -508,6 +557,11 @@ impl Core {
 
     /// Whether the driver should read more input now.
     pub fn wants_input(&self) -> bool {
+        // At the prompt, what is typed is always taken: lines wait here
+        // (in order) and Ctrl-C or Ctrl-D must get through at any time.
+        if self.cfg.interactive() {
+            return !matches!(self.phase, Phase::Done | Phase::Handshake { .. }) && !self.input_eof;
+        }
         matches!(
             self.phase,
             Phase::Session | Phase::Setup(_) | Phase::Greeting
@@ -533,7 +587,16 @@ impl Core {
         if let Some(t) = self.idle_wake_at() {
             add(t);
         }
+        if let Some(t) = self.greeting_hint_at() {
+            add(t);
+        }
         at
+    }
+
+    /// When to say that a silent plaintext server may want `--tls`.
+    fn greeting_hint_at(&self) -> Option<Instant> {
+        (matches!(self.phase, Phase::Greeting) && !self.tls && !self.greeting_hinted)
+            .then(|| self.connected_at + GREETING_HINT)
     }
 
     /// The `--timeout` that applies now: in the set-up always, in the
@@ -700,11 +763,22 @@ impl Core {
         self.now = now;
         match input {
             Input::Data(d) => {
+                if self.cfg.interactive() {
+                    if matches!(self.phase, Phase::Stopping { .. }) {
+                        return;
+                    }
+                    // Shown already, at the prompt, if it goes at once.
+                    self.fresh = self.input.is_empty();
+                }
                 self.input.extend_from_slice(&d);
                 self.prompt_due = true;
             }
+            Input::Eof if self.cfg.interactive() => return self.leave(),
             Input::Eof => self.input_eof = true,
             Input::Interrupt => {
+                if !matches!(self.phase, Phase::Session) {
+                    return self.signal(Signal::Interrupt, false, now);
+                }
                 self.interrupt();
                 self.prompt_due = true;
             }
@@ -719,6 +793,7 @@ impl Core {
             }
         }
         self.step();
+        self.fresh = false;
     }
 
     /// Time passed: timers that are due fire.
@@ -729,6 +804,15 @@ impl Core {
                 self.stopped("sent LOGOUT; no answer within 1s");
             }
             return;
+        }
+        if self.greeting_hint_at().is_some_and(|t| now >= t) {
+            self.greeting_hinted = true;
+            self.notice(format!(
+                "no greeting from {}:{} after {}; if this port expects TLS from the start, add --tls (still waiting)",
+                self.cfg.host,
+                self.cfg.port,
+                secs(GREETING_HINT)
+            ));
         }
         if let (Some(d), Some(since)) = (self.timeout(), self.waiting_since)
             && now >= since + d
@@ -791,9 +875,10 @@ impl Core {
         self.step();
     }
 
-    /// A signal (script mode): log out if the wire allows it, then end.
-    /// `torn`: what was queued could not all be written (the server
-    /// stopped reading): the wire may end inside a line.
+    /// A signal (script mode), or a second Ctrl-C at the prompt: log out
+    /// if the wire allows it, then end. `torn`: what was queued could not
+    /// all be written (the server stopped reading): the wire may end
+    /// inside a line.
     pub fn signal(&mut self, signal: Signal, torn: bool, now: Instant) {
         self.now = now;
         match self.phase {
@@ -810,7 +895,40 @@ impl Core {
                 return self.finish(signal.exit_code(), false, None);
             }
         }
-        let deadline = now + GRACE;
+        self.stop(Some(signal), torn);
+    }
+
+    /// Ctrl-D or `\quit` at the prompt: what is queued is dropped, and the
+    /// session ends within [`GRACE`] as after a signal, with the usual
+    /// exit code.
+    pub(super) fn leave(&mut self) {
+        self.input_eof = true;
+        match self.phase {
+            Phase::Done | Phase::Stopping { .. } => {}
+            Phase::Session => {
+                let queued = self.queued_lines();
+                if queued > 0 {
+                    self.notice(format!(
+                        "{} typed ahead not sent",
+                        plural(queued as u64, "line")
+                    ));
+                }
+                self.input.clear();
+                self.scanned = 0;
+                self.stop(None, false);
+            }
+            _ => {
+                self.say("imaptalk: input ended before the session was set up; nothing was sent");
+                let code = self.exit_code();
+                self.finish(code, false, None);
+            }
+        }
+    }
+
+    /// LOGOUT if the wire allows it, else close; then wait for the
+    /// answer until [`GRACE`] has passed.
+    fn stop(&mut self, signal: Option<Signal>, torn: bool) {
+        let deadline = self.now + GRACE;
         if self.logged_out {
             self.phase = Phase::Stopping { signal, deadline };
             return self.stopped("logged out");
@@ -875,9 +993,14 @@ impl Core {
         self.actions.push_back(Action::Say(text.into()));
     }
 
+    /// A line sent: `--echo` copies it to stderr; on a terminal it is shown
+    /// unless it was typed at the prompt just now (the prompt shows it).
     fn echo(&mut self, text: impl Into<String>) {
+        let fresh = std::mem::take(&mut self.fresh);
         if self.cfg.echo {
             self.actions.push_back(Action::Echo(text.into()));
+        } else if self.cfg.render && !fresh {
+            self.actions.push_back(Action::Sent(text.into()));
         }
     }
 
@@ -929,8 +1052,21 @@ impl Core {
         let Phase::Stopping { signal, .. } = self.phase else {
             return;
         };
-        let last = format!("interrupted by {}: {outcome}", signal.name());
-        self.finish(signal.exit_code(), true, Some(last));
+        match signal {
+            Some(signal) => {
+                let last = format!("interrupted by {}: {outcome}", signal.name());
+                self.finish(signal.exit_code(), true, Some(last));
+            }
+            // Leaving the prompt: the usual end needs no words.
+            None if outcome == "logged out" => {
+                let code = self.exit_code();
+                self.finish(code, true, None);
+            }
+            None => {
+                let code = self.exit_code();
+                self.finish(code, true, Some(outcome.to_string()));
+            }
+        }
     }
 
     fn exit_code(&self) -> u8 {

@@ -302,8 +302,8 @@ fn bytes_that_arrive_with_the_ok_are_inflated() {
 }
 
 /// Interactively, commands go out as typed, but not past COMPRESS: the
-/// NOOP typed while COMPRESS is outstanding waits for its OK, then goes out
-/// compressed. On a terminal, the session ends with the ratio.
+/// NOOP typed while COMPRESS is outstanding is queued until its OK, then
+/// goes out compressed. On a terminal, the session ends with the ratio.
 #[cfg(unix)]
 #[test]
 fn interactive_input_waits_for_the_compress_completion() {
@@ -330,9 +330,12 @@ fn interactive_input_waits_for_the_compress_completion() {
     let mut p = rexpect::session::spawn_command(cmd, Some(10_000)).unwrap();
     p.exp_string("a1> ").unwrap();
     p.send_line("COMPRESS DEFLATE").unwrap();
-    p.exp_string("a2> ").unwrap();
+    // Typed while COMPRESS is outstanding: queued, under a prompt that
+    // says so.
+    p.exp_string("(after a1)> ").unwrap();
     p.send_line("NOOP").unwrap();
     p.exp_string("COMPRESS=DEFLATE active").unwrap();
+    p.exp_string("C: a2 NOOP").unwrap();
     p.exp_string("* 1 EXISTS").unwrap();
     p.exp_string("a2 OK done").unwrap();
     p.send_control('d').unwrap();

@@ -3,7 +3,7 @@
 
 use crate::support::certs::{pki_for, rustls_server_config, write_ca};
 use crate::support::local;
-use crate::support::scripted::{ScriptedServer, Step, expect, send};
+use crate::support::scripted::{Gate, ScriptedServer, Step, expect, send};
 use rexpect::session::{PtySession, spawn_command};
 use std::process::Command;
 use std::time::Duration;
@@ -737,4 +737,169 @@ fn lines_typed_ahead_or_pasted_are_all_sent_in_order() {
     }
     assert!(!kept.contains("builder"), "{kept:?}");
     assert!(!kept.contains("wonderland"), "{kept:?}");
+}
+
+#[test]
+fn lines_typed_while_a_command_runs_are_queued_shown_and_sent_after_it() {
+    // The server answers LOGIN only once the next lines are typed: they
+    // wait, under a prompt that says for what, and are shown as they go.
+    let gate = Gate::default();
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 LOGIN alice wonderland"),
+        Step::Wait(gate.clone()),
+        send("a1 OK logged in\n"),
+        expect("a2 SELECT INBOX"),
+        send("* 2 EXISTS\na2 OK [READ-WRITE] selected\n"),
+        expect("a3 NOOP"),
+        send("a3 OK noop\n"),
+        expect("a4 LOGOUT"),
+        send("a4 OK bye\n"),
+        Step::Close,
+    ]);
+    let mut p = spawn(&["--no-history", &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line("LOGIN alice wonderland").unwrap();
+    p.exp_string("(after a1)> ").unwrap();
+    p.send_line("SELECT INBOX").unwrap();
+    p.exp_string("(after a1)> ").unwrap();
+    p.send_line("NOOP").unwrap();
+    p.exp_string("(after a1)> ").unwrap();
+    gate.open();
+    p.exp_string("a1 OK logged in").unwrap();
+    p.exp_string("C: a2 SELECT INBOX").unwrap();
+    p.exp_string("a2 OK [READ-WRITE] selected").unwrap();
+    p.exp_string("C: a3 NOOP").unwrap();
+    p.exp_string("a3 OK noop").unwrap();
+    p.exp_string("alice@127.0.0.1 plain INBOX a4> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_string("a4 OK bye").unwrap();
+    p.exp_eof().unwrap();
+    assert!(exit_code(&p).contains(", 0)"), "{}", exit_code(&p));
+    server.finish().assert_ok();
+}
+
+#[test]
+fn a_half_typed_line_survives_the_prompt_changing_under_it() {
+    let gate = Gate::default();
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 LOGIN alice wonderland"),
+        Step::Wait(gate.clone()),
+        send("a1 OK logged in\n"),
+        expect("a2 SELECT INBOX"),
+        send("a2 OK [READ-WRITE] selected\n"),
+        expect("a3 LOGOUT"),
+        send("a3 OK bye\n"),
+        Step::Close,
+    ]);
+    let mut p = spawn(&["--no-history", &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line("LOGIN alice wonderland").unwrap();
+    p.exp_string("(after a1)> ").unwrap();
+    p.send("SELECT I").unwrap();
+    p.flush().unwrap();
+    // Drawn with the hint gone once the mailbox is being typed.
+    p.exp_string("(after a1)> SELECT I").unwrap();
+    p.send("N").unwrap();
+    p.flush().unwrap();
+    p.exp_string("N").unwrap();
+    gate.open();
+    // The completion changes the prompt; the line is drawn again after it
+    // and typing goes on where it was.
+    p.exp_string("alice@127.0.0.1 plain a2> SELECT IN").unwrap();
+    p.send_line("BOX").unwrap();
+    p.exp_string("a2 OK [READ-WRITE] selected").unwrap();
+    p.exp_string("INBOX a3> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+}
+
+#[test]
+fn ctrl_c_stops_waiting_for_a_silent_server_and_a_second_one_ends_the_session() {
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 XSLOW"),
+        expect("a2 LOGOUT"),
+        // Never answered: the session ends on its own within 2 s.
+        Step::ExpectEof,
+    ]);
+    let mut p = spawn(&["--no-history", &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line("XSLOW").unwrap();
+    p.exp_string("(after a1)> ").unwrap();
+    p.send_line("NOOP").unwrap();
+    p.exp_string("(after a1)> ").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("stopped waiting: a1 XSLOW still outstanding")
+        .unwrap();
+    p.exp_string("1 line typed ahead not sent").unwrap();
+    p.exp_string("a2> ").unwrap();
+    let second = std::time::Instant::now();
+    p.send_control('c').unwrap();
+    p.exp_string("C: a2 LOGOUT").unwrap();
+    p.exp_string("interrupted by SIGINT: sent LOGOUT; no answer within 1s")
+        .unwrap();
+    p.exp_eof().unwrap();
+    // 1 s of grace; the rest is room for a loaded machine.
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        second.elapsed()
+    );
+    assert!(exit_code(&p).contains("130"), "{}", exit_code(&p));
+    server.finish().assert_ok();
+}
+
+#[test]
+fn ctrl_d_leaves_a_silent_server_at_once() {
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 XSLOW"),
+        expect("a2 LOGOUT"),
+        Step::ExpectEof,
+    ]);
+    let mut p = spawn(&["--no-history", &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line("XSLOW").unwrap();
+    p.exp_string("(after a1)> ").unwrap();
+    let start = std::time::Instant::now();
+    p.send_control('d').unwrap();
+    p.exp_string("C: a2 LOGOUT").unwrap();
+    p.exp_string("sent LOGOUT; no answer within 1s").unwrap();
+    p.exp_eof().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(exit_code(&p).contains(", 0)"), "{}", exit_code(&p));
+    server.finish().assert_ok();
+}
+
+#[test]
+fn ctrl_c_before_the_greeting_or_during_the_handshake_ends_the_attempt() {
+    // Plaintext to a server that says nothing: after 5 s the --tls hint,
+    // then Ctrl-C ends the attempt with 130 and nothing sent.
+    let server = ScriptedServer::start(vec![Step::ExpectSilence(Duration::from_secs(30))]);
+    let mut p = spawn(&["--no-history", &local(server.port())]);
+    p.exp_string("(connecting)> ").unwrap();
+    p.exp_string("after 5s; if this port expects TLS from the start, add --tls (still waiting)")
+        .unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("interrupted by SIGINT before the session was set up")
+        .unwrap();
+    p.exp_eof().unwrap();
+    assert!(exit_code(&p).contains("130"), "{}", exit_code(&p));
+    drop(server);
+    // --tls to a server that never answers the ClientHello.
+    let server = ScriptedServer::start(vec![Step::ExpectSilence(Duration::from_secs(30))]);
+    let mut p = spawn(&["--no-history", "--tls", &local(server.port())]);
+    p.exp_string("(connecting)> ").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("interrupted by SIGINT before the session was set up")
+        .unwrap();
+    p.exp_eof().unwrap();
+    assert!(exit_code(&p).contains("130"), "{}", exit_code(&p));
 }

@@ -15,11 +15,17 @@ impl Core {
             Request::Idle(d) => Meta::Idle(d),
             Request::Sleep(d) => Meta::Sleep(d),
             Request::Show(text) => Meta::Show(text),
+            // At the prompt the editor asks for the password itself; a
+            // \login that reaches the core is one it could not take.
+            Request::Login(_) if self.cfg.interactive() => {
+                return self.notice("\\login: type it on a line of its own; nothing was sent");
+            }
             Request::Login(_) => {
                 return self.fail(error::usage(
                     "in the input: \\login asks for a password at the terminal; in a script write LOGIN USER PASSWORD",
                 ));
             }
+            Request::Error(e) if self.cfg.interactive() => return self.notice(e),
             Request::Error(e) => return self.fail(error::usage(format!("in the input: {e}"))),
         };
         self.on_meta(m);
@@ -32,6 +38,7 @@ impl Core {
             Meta::Help(topic) => self.actions.push_back(Action::Help(topic)),
             Meta::Say(text) => self.notice(text),
             Meta::Show(text) => self.actions.push_back(Action::Message(text)),
+            Meta::Quit if self.cfg.interactive() => self.leave(),
             Meta::Quit => {
                 self.input_eof = true;
                 // In a script, the lines after \quit are not sent.
@@ -154,7 +161,7 @@ impl Core {
             c.cancelled = true;
         }
         if self.cfg.interactive() {
-            self.prompt_hold = Some(tag);
+            self.hold = Some(tag);
         }
     }
 

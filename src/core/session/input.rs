@@ -58,6 +58,13 @@ impl Core {
         if self.logout.is_some() || self.barrier.is_some() {
             return false;
         }
+        // At the prompt, a line typed while IDLE, AUTHENTICATE, LOGIN or
+        // SELECT awaits its answer waits for it: that answer decides what
+        // the line is (a continuation, the next command) and what the
+        // prompt shows.
+        if self.cfg.interactive() && self.hold.is_some() {
+            return false;
+        }
         if let Some(c) = &self.cont {
             return !self.cfg.wait() || c.ready;
         }
@@ -286,6 +293,7 @@ impl Core {
     pub(super) fn on_line(&mut self, line: &[u8]) {
         // A backslash never begins an IMAP line: a meta-command.
         if line.trim_ascii_start().starts_with(b"\\") {
+            self.history(line);
             return self.meta_line(line);
         }
         let idle_done = line.eq_ignore_ascii_case(b"DONE")
@@ -305,6 +313,7 @@ impl Core {
         if trimmed.is_empty() || trimmed.starts_with(b"#") {
             return;
         }
+        self.history(line);
         match crate::protocol::literal::split(line) {
             Err(e) => self.line_error(error::usage(format!("in the input: {e}"))),
             Ok(Some(split)) => {
@@ -321,6 +330,32 @@ impl Core {
                 Err(e) => self.line_error(e),
             },
         }
+    }
+
+    /// A command line typed at the prompt goes into the editor's history,
+    /// unless it carries a secret (LOGIN, AUTHENTICATE, with or without a
+    /// tag: either of the first two words counts, even where the line
+    /// would not be read as a tagged command, since a password kept by
+    /// mistake costs more than a line missing from history). Continuation
+    /// answers and literal data never come here.
+    pub(super) fn history(&mut self, line: &[u8]) {
+        if !self.cfg.interactive() {
+            return;
+        }
+        let secret = line
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .take(2)
+            .any(|w| Verb::parse(w).never_history());
+        if !secret {
+            let text = String::from_utf8_lossy(line.trim_ascii_end()).into_owned();
+            self.actions.push_back(Action::History(text));
+        }
+    }
+
+    /// Complete lines typed and not yet taken.
+    pub(super) fn queued_lines(&self) -> usize {
+        memchr::memchr_iter(b'\n', &self.input).count()
     }
 
     /// A line that cannot be sent: at the prompt, the user's to correct
@@ -356,7 +391,7 @@ impl Core {
         }
         if self.cfg.interactive() && !owner.is_empty() {
             // The server answers next: a new `+` or the completion.
-            self.prompt_hold = Some(owner);
+            self.hold = Some(owner);
         }
         let shown = if secret {
             "****".to_string()
@@ -485,7 +520,7 @@ impl Core {
                 || meta_login
                 || (p.literal.is_none() && verb.changes_prompt()))
         {
-            self.prompt_hold = Some(p.tag.clone());
+            self.hold = Some(p.tag.clone());
         }
         if verb == Verb::Logout {
             self.logout = Some(p.tag.clone());
@@ -531,7 +566,9 @@ impl Core {
             Some(name) => format!("[{len} bytes of literal data from {name}]"),
             None => format!("[{len} bytes of literal data]"),
         };
-        self.echo(text);
+        if self.cfg.echo || !self.cfg.interactive() || file.is_some() {
+            self.echo(text);
+        }
     }
 
     /// Input is exhausted: end an open continuation, then LOG OUT.
@@ -571,17 +608,32 @@ impl Core {
         self.send_auto(b"LOGOUT");
     }
 
+    /// The prompt, whenever what it shows changed or input arrived: the
+    /// editor keeps reading, so it always shows what a line typed now
+    /// becomes.
     pub(super) fn send_prompt(&mut self) {
-        if !self.cfg.interactive()
-            || !self.prompt_due
-            || self.input_eof
-            || self.prompt_hold.is_some()
-            || self.sending_files()
-            || self.idle.as_ref().is_some_and(|i| i.until.is_some())
-        {
+        if !self.cfg.interactive() || self.input_eof {
             return;
         }
-        let view = match &self.feed {
+        let view = self.prompt_view();
+        if !self.prompt_due && self.shown.as_ref() == Some(&view) {
+            return;
+        }
+        self.prompt_due = false;
+        self.shown = Some(view.clone());
+        self.actions.push_back(Action::Prompt(view));
+    }
+
+    fn prompt_view(&self) -> PromptView {
+        if let Some(after) = self.waiting_for_prompt() {
+            return PromptView::Waiting {
+                after,
+                tls: self.tls,
+                user: self.user.clone(),
+                mailbox: self.mailbox.clone(),
+            };
+        }
+        match &self.feed {
             // Typed literal data: how many bytes are still expected (each
             // typed line counts its CRLF). Lines typed before the server's
             // `+` wait in the input buffer and count as typed.
@@ -598,9 +650,31 @@ impl Core {
                 user: self.user.clone(),
                 mailbox: self.mailbox.clone(),
             },
-        };
-        self.actions.push_back(Action::Prompt(view));
-        self.prompt_due = false;
+        }
+    }
+
+    /// The command a line typed now would wait for, if any.
+    fn waiting_for_prompt(&self) -> Option<String> {
+        if let Some(tag) = self.hold.as_ref().or(self.barrier.as_ref()) {
+            return Some(tag.clone());
+        }
+        if self.sending_files() {
+            return match &self.feed {
+                Feed::Literal { tag, .. }
+                | Feed::FileInFlight { tag }
+                | Feed::RestOfLine { tag } => Some(tag.clone()),
+                _ => self.outstanding.back().map(|o| o.tag.clone()),
+            };
+        }
+        if let Some(idle) = &self.idle
+            && (idle.until.is_some() || idle.done_sent)
+        {
+            return Some(idle.tag.clone());
+        }
+        if self.sleep_until.is_some() {
+            return Some("\\sleep".to_string());
+        }
+        None
     }
 
     /// A line with file literals is under way: no prompt until it is sent.
@@ -612,31 +686,153 @@ impl Core {
             )
     }
 
+    /// Ctrl-C at the prompt, in the session. It ends an IDLE (DONE) or
+    /// an AUTHENTICATE (`*`); it stops a wait for the server (what was
+    /// queued is dropped, the command stays outstanding and its answer is
+    /// still shown); at a literal it says what the server is owed. A
+    /// second one within [`AGAIN`] of one that did either ends the session.
     pub(super) fn interrupt(&mut self) {
         let idle = self
             .outstanding
             .iter()
             .find(|o| o.verb == Verb::Idle && o.sent)
             .map(|o| o.tag.clone());
-        if let Some(tag) = idle {
+        let idle_open = idle.is_some()
+            && self
+                .cont
+                .as_ref()
+                .is_some_and(|c| !c.cancelled && Some(&c.tag) == idle.as_ref())
+            && !self.idle.as_ref().is_some_and(|i| i.done_sent);
+        if let (Some(tag), true) = (idle, idle_open) {
             self.notice(format!("sending DONE to end {tag} IDLE"));
             self.send(b"DONE\r\n".to_vec(), Log::More);
+            self.echo("DONE");
             if let Some(c) = &mut self.cont {
                 c.ready = false;
+                c.cancelled = true;
             }
             if let Some(idle) = &mut self.idle {
                 idle.done_sent = true;
                 idle.renewing = false;
             }
-            // The next prompt comes with IDLE's completion.
-            self.prompt_hold = Some(tag);
+            // What is typed next goes after IDLE's completion.
+            self.hold = Some(tag);
+            return;
         }
+        let again = self
+            .interrupted_at
+            .is_some_and(|t| self.now.duration_since(t) < AGAIN);
+        let busy = !self.outstanding.is_empty()
+            || !matches!(
+                self.feed,
+                Feed::Command | Feed::Skip { .. } | Feed::SkipRest
+            );
+        if again && busy {
+            return self.signal(Signal::Interrupt, false, self.now);
+        }
+        let again_hint = format!(
+            "Ctrl-C again within {} or Ctrl-D ends the session",
+            secs(AGAIN)
+        );
+        // A literal under way: the server counts its bytes, so nothing
+        // can take the command back but closing the connection.
+        match &self.feed {
+            Feed::Literal {
+                tag,
+                remaining,
+                await_plus,
+                ..
+            } => {
+                let typed = self.input.len() as u64;
+                let owed = remaining.saturating_sub(typed);
+                let name = self.name_of(tag).to_string();
+                let when = if *await_plus {
+                    " (the server has not asked for them yet)"
+                } else {
+                    ""
+                };
+                self.notice(format!(
+                    "{tag} {name} still needs {} of literal data{when}; once announced they cannot be taken back: type them, or press Ctrl-C again within {} to disconnect",
+                    plural(owed, "byte"),
+                    secs(AGAIN)
+                ));
+                self.interrupted_at = Some(self.now);
+                return;
+            }
+            Feed::RestOfLine { tag } | Feed::FileInFlight { tag } => {
+                let name = self.name_of(tag).to_string();
+                self.notice(format!(
+                    "{tag} {name} is being sent: finish the line (Enter alone ends it), or press Ctrl-C again within {} to disconnect",
+                    secs(AGAIN)
+                ));
+                self.interrupted_at = Some(self.now);
+                return;
+            }
+            _ => {}
+        }
+        if let Some(c) = &self.cont
+            && !c.cancelled
+            && self.verb_of(&c.tag) == Some(Verb::Authenticate)
+        {
+            let tag = c.tag.clone();
+            self.notice(format!("cancelling {tag} AUTHENTICATE (sending *)"));
+            self.send(b"*\r\n".to_vec(), Log::More);
+            self.echo("*");
+            if let Some(c) = &mut self.cont {
+                c.ready = false;
+                c.cancelled = true;
+            }
+            self.hold = None;
+            self.interrupted_at = Some(self.now);
+            return;
+        }
+        let queued = self.queued_lines();
+        if queued > 0 {
+            self.input.clear();
+            self.scanned = 0;
+        }
+        let dropped = match queued {
+            0 => String::new(),
+            n => format!("; {} typed ahead not sent", plural(n as u64, "line")),
+        };
+        if let Some(tag) = self.barrier.clone() {
+            let name = self.name_of(&tag).to_string();
+            self.notice(format!(
+                "{tag} {name} is outstanding and nothing can be sent before it completes{dropped}; {again_hint}"
+            ));
+            self.interrupted_at = Some(self.now);
+            return;
+        }
+        self.hold = None;
+        let waiting: Vec<String> = self
+            .outstanding
+            .iter()
+            .map(|o| format!("{} {}", o.tag, o.name))
+            .collect();
+        if waiting.is_empty() {
+            if !dropped.is_empty() {
+                self.notice(dropped.trim_start_matches("; ").to_string());
+            }
+            return;
+        }
+        self.notice(format!(
+            "stopped waiting: {} still outstanding (its answer is shown when it arrives){dropped}; {again_hint}",
+            waiting.join(", ")
+        ));
+        self.interrupted_at = Some(self.now);
     }
 
     pub(super) fn timeout_error(&self, d: Duration) -> anyhow::Error {
         if !matches!(self.phase, Phase::Session) {
+            // The usual cause of a silent server: a TLS port spoken to in
+            // plaintext.
+            let hint = if matches!(self.phase, Phase::Greeting) && !self.tls {
+                " (if this port expects TLS from the start, add --tls)"
+            } else {
+                ""
+            };
             return error::connect(format!(
-                "timed out after {} waiting for {}",
+                "timed out after {} waiting for {}{hint}",
                 secs(d),
                 self.waiting_for()
             ));
@@ -664,5 +860,15 @@ impl Core {
                 secs(d)
             )),
         }
+    }
+}
+
+/// `3 lines`, `1 byte`.
+pub(super) fn plural(n: impl Into<u64>, what: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
 }

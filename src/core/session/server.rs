@@ -26,7 +26,7 @@ impl Core {
         }
         if let Some(c) = &mut self.cont {
             c.ready = true;
-            self.prompt_hold = None;
+            self.hold = None;
             return;
         }
         if let Some(o) = self
@@ -40,7 +40,7 @@ impl Core {
                 ready: true,
                 cancelled: false,
             });
-            self.prompt_hold = None;
+            self.hold = None;
             return;
         }
         if self.stray_plus.warn() {
@@ -86,8 +86,8 @@ impl Core {
         if self.barrier.as_deref() == Some(tag) {
             self.barrier = None;
         }
-        if self.prompt_hold.as_deref() == Some(tag) {
-            self.prompt_hold = None;
+        if self.hold.as_deref() == Some(tag) {
+            self.hold = None;
         }
         self.idle_completed(tag, status);
         if self.logout.as_deref() == Some(tag) {

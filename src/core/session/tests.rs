@@ -254,13 +254,45 @@ fn a_close_before_the_greeting_hints_at_tls() {
 #[test]
 fn a_silent_server_times_out_before_the_greeting() {
     let mut t = T::new(config(Source::Interactive));
-    assert_eq!(t.core.deadline(), Some(t.now + Duration::from_secs(10)));
-    t.advance(9.0);
+    t.advance(5.0);
+    assert_eq!(t.core.deadline(), Some(t.now + Duration::from_secs(5)));
+    t.advance(4.0);
     assert!(t.end().is_none());
     t.advance(1.5);
     let (class, msg) = t.failure();
     assert_eq!(class, Class::Connect);
-    assert_eq!(msg, "timed out after 10s waiting for a greeting");
+    assert_eq!(
+        msg,
+        "timed out after 10s waiting for a greeting (if this port expects TLS from the start, add --tls)"
+    );
+}
+
+#[test]
+fn a_silent_plaintext_server_gets_the_tls_hint_once_and_the_wait_goes_on() {
+    let mut cfg = config(Source::Interactive);
+    cfg.timeout = None;
+    let mut t = T::new(cfg);
+    assert_eq!(t.core.deadline(), Some(t.now + GREETING_HINT));
+    t.advance(4.9);
+    assert!(t.notices().is_empty());
+    t.advance(0.2);
+    assert_eq!(
+        t.notices(),
+        [
+            "no greeting from imap.example.com:143 after 5s; if this port expects TLS from the start, add --tls (still waiting)"
+        ]
+    );
+    assert_eq!(t.core.deadline(), None, "said once, then it just waits");
+    t.advance(60.0);
+    assert_eq!(t.notices().len(), 1);
+    assert!(t.end().is_none());
+    t.server(GREETING);
+    assert!(t.core.in_session());
+    // Over TLS the silence has other causes: no hint.
+    let mut t = T::new(config(Source::Interactive));
+    t.core = Core::new(config(Source::Interactive), true, false, t.now);
+    t.advance(9.0);
+    assert!(t.notices().is_empty());
 }
 
 #[test]
@@ -1358,6 +1390,295 @@ fn the_prompt_follows_confirmed_state() {
             mailbox: Some("INBOX".into())
         })
     );
+}
+
+// ----- the prompt: type-ahead, Ctrl-C, Ctrl-D -----------------------------------
+
+fn interrupt(t: &mut T) {
+    t.core.input(Input::Interrupt, t.now);
+    t.drain();
+}
+
+fn sent_shown(t: &T) -> Vec<String> {
+    t.other
+        .iter()
+        .filter_map(|a| match a {
+            Action::Sent(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn history(t: &T) -> Vec<String> {
+    t.other
+        .iter()
+        .filter_map(|a| match a {
+            Action::History(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn waiting(after: &str) -> PromptView {
+    PromptView::Waiting {
+        after: after.into(),
+        tls: false,
+        user: None,
+        mailbox: None,
+    }
+}
+
+fn rendered(source: Source) -> T {
+    let mut cfg = config(source);
+    cfg.render = true;
+    let mut t = T::new(cfg);
+    t.server(GREETING);
+    t
+}
+
+#[test]
+fn lines_typed_while_a_login_runs_wait_for_it_and_go_in_order() {
+    let mut t = rendered(Source::Interactive);
+    t.input("LOGIN alice secret\r\n");
+    assert_eq!(t.wire(), "a1 LOGIN alice secret\r\n");
+    assert_eq!(t.prompts().last(), Some(&waiting("a1")));
+    assert!(sent_shown(&t).is_empty(), "the prompt showed it as typed");
+    t.input("SELECT INBOX\r\n");
+    t.input("FETCH 1 FLAGS\r\n");
+    assert_eq!(t.wire(), "", "queued until LOGIN is answered");
+    assert_eq!(t.prompts().last(), Some(&waiting("a1")));
+    t.server("a1 OK\r\n");
+    // SELECT decides the prompt too: FETCH waits for it in turn.
+    assert_eq!(t.wire(), "a2 SELECT INBOX\r\n");
+    t.server("a2 OK\r\n");
+    assert_eq!(t.wire(), "a3 FETCH 1 FLAGS\r\n");
+    assert_eq!(sent_shown(&t), ["a2 SELECT INBOX", "a3 FETCH 1 FLAGS"]);
+    assert_eq!(
+        t.prompts().last(),
+        Some(&PromptView::Command {
+            tag: "a4".into(),
+            tls: false,
+            user: Some("alice".into()),
+            mailbox: Some("INBOX".into())
+        })
+    );
+}
+
+#[test]
+fn every_input_gets_a_prompt_and_a_change_sends_one() {
+    let mut t = T::session(Source::Interactive);
+    let before = t.prompts().len();
+    t.input("\r\n");
+    assert_eq!(t.prompts().len(), before + 1, "an answer to the line");
+    t.input("NOOP\r\n");
+    assert_eq!(t.prompts().len(), before + 2);
+    t.server("a1 OK\r\n");
+    assert_eq!(t.prompts().len(), before + 2, "nothing changed");
+    t.input("IDLE\r\n");
+    assert_eq!(t.prompts().last(), Some(&waiting("a2")));
+    t.server("+ idling\r\n");
+    assert_eq!(t.prompts().last(), Some(&PromptView::Continuation));
+}
+
+#[test]
+fn a_line_typed_before_the_plus_of_authenticate_is_its_answer() {
+    let mut t = T::session(Source::Interactive);
+    t.input("AUTHENTICATE PLAIN\r\n");
+    t.input("AGFsaWNlAHNlY3JldA==\r\n");
+    assert_eq!(t.wire(), "a1 AUTHENTICATE PLAIN\r\n");
+    t.server("+ \r\n");
+    assert_eq!(t.wire(), "AGFsaWNlAHNlY3JldA==\r\n");
+    assert_eq!(history(&t), Vec::<String>::new());
+}
+
+#[test]
+fn history_gets_commands_but_never_secrets_answers_or_literal_data() {
+    let mut t = T::session(Source::Interactive);
+    t.input("NOOP\r\n");
+    t.input("x1 login alice pw\r\n");
+    t.server("x1 OK\r\n");
+    t.input("APPEND INBOX {7}\r\n");
+    t.server("+ go\r\n");
+    t.input("hello\r\n");
+    t.input("\r\n");
+    t.server("a2 OK\r\n");
+    t.input("IDLE\r\n");
+    t.server("+ idling\r\n");
+    t.input("DONE\r\n");
+    t.server("a3 OK\r\n");
+    t.input("\\help FETCH\r\n");
+    assert_eq!(
+        history(&t),
+        ["NOOP", "APPEND INBOX {7}", "IDLE", "\\help FETCH"]
+    );
+}
+
+#[test]
+fn ctrl_c_stops_waiting_drops_the_queue_and_a_second_one_ends_the_session() {
+    let mut t = T::session(Source::Interactive);
+    t.input("SELECT INBOX\r\n");
+    t.input("NOOP\r\n");
+    t.wire();
+    interrupt(&mut t);
+    assert_eq!(
+        t.notices().last().unwrap(),
+        "stopped waiting: a1 SELECT still outstanding (its answer is shown when it arrives); 1 line typed ahead not sent; Ctrl-C again within 3s or Ctrl-D ends the session"
+    );
+    assert!(matches!(
+        t.prompts().last(),
+        Some(PromptView::Command { tag, .. }) if tag == "a2"
+    ));
+    // The prompt is free again: a line goes at once.
+    t.input("NOOP\r\n");
+    assert_eq!(t.wire(), "a2 NOOP\r\n");
+    t.advance(1.0);
+    interrupt(&mut t);
+    assert_eq!(t.wire(), "a3 LOGOUT\r\n", "between commands: LOGOUT");
+    assert!(t.end().is_none());
+    t.advance(1.1);
+    assert_eq!(
+        t.end(),
+        Some(Ok((
+            error::INTERRUPTED,
+            Some("interrupted by SIGINT: sent LOGOUT; no answer within 1s".into())
+        )))
+    );
+}
+
+#[test]
+fn a_second_ctrl_c_long_after_the_first_stops_waiting_again() {
+    let mut t = T::session(Source::Interactive);
+    t.input("XSLOW\r\n");
+    interrupt(&mut t);
+    t.advance(AGAIN.as_secs_f64() + 0.1);
+    interrupt(&mut t);
+    assert!(t.end().is_none());
+    assert_eq!(t.notices().len(), 2);
+    assert!(t.notices()[1].starts_with("stopped waiting: a1 XSLOW still outstanding"));
+}
+
+#[test]
+fn ctrl_c_at_an_idle_prompt_does_nothing() {
+    let mut t = T::session(Source::Interactive);
+    interrupt(&mut t);
+    interrupt(&mut t);
+    assert!(t.end().is_none());
+    assert!(t.notices().is_empty());
+    assert_eq!(t.wire(), "");
+}
+
+#[test]
+fn ctrl_d_while_a_command_hangs_logs_out_and_ends_within_the_grace() {
+    let mut t = T::session(Source::Interactive);
+    t.input("XSLOW\r\n");
+    t.wire();
+    t.eof();
+    assert_eq!(t.wire(), "a2 LOGOUT\r\n");
+    t.advance(0.9);
+    assert!(t.end().is_none());
+    t.advance(0.2);
+    assert_eq!(
+        t.end(),
+        Some(Ok((0, Some("sent LOGOUT; no answer within 1s".into()))))
+    );
+}
+
+#[test]
+fn ctrl_d_drops_what_is_queued() {
+    let mut t = T::session(Source::Interactive);
+    t.input("LOGIN alice pw\r\n");
+    t.input("SELECT INBOX\r\n");
+    t.wire();
+    t.eof();
+    assert_eq!(t.wire(), "a2 LOGOUT\r\n");
+    assert!(
+        t.notices()
+            .contains(&"1 line typed ahead not sent".to_string())
+    );
+    t.server("a1 OK\r\n* BYE\r\na2 OK\r\n");
+    assert_eq!(t.end(), Some(Ok((0, None))));
+}
+
+#[test]
+fn ctrl_c_at_a_literal_says_what_is_owed_and_a_second_disconnects() {
+    let mut t = T::session(Source::Interactive);
+    t.input("APPEND INBOX {10}\r\n");
+    t.server("+ go\r\n");
+    t.input("abc\r\n");
+    t.wire();
+    interrupt(&mut t);
+    assert_eq!(
+        t.notices().last().unwrap(),
+        "a1 APPEND still needs 5 bytes of literal data; once announced they cannot be taken back: type them, or press Ctrl-C again within 3s to disconnect"
+    );
+    interrupt(&mut t);
+    assert_eq!(t.wire(), "", "nothing the user did not type");
+    assert_eq!(
+        t.end(),
+        Some(Ok((
+            error::INTERRUPTED,
+            Some("interrupted by SIGINT: in the middle of a command; closed the connection without LOGOUT".into())
+        )))
+    );
+}
+
+#[test]
+fn ctrl_d_at_a_literal_closes_without_a_usage_error() {
+    let mut t = T::session(Source::Interactive);
+    t.input("APPEND INBOX {10}\r\n");
+    t.wire();
+    t.eof();
+    assert_eq!(t.wire(), "");
+    assert!(matches!(t.end(), Some(Ok((0, Some(_))))));
+}
+
+#[test]
+fn ctrl_c_cancels_an_authenticate_waiting_for_its_answer() {
+    let mut t = T::session(Source::Interactive);
+    t.input("AUTHENTICATE PLAIN\r\n");
+    t.server("+ \r\n");
+    t.wire();
+    interrupt(&mut t);
+    assert_eq!(t.wire(), "*\r\n");
+    t.server("a1 BAD cancelled\r\n");
+    assert!(matches!(
+        t.prompts().last(),
+        Some(PromptView::Command { tag, .. }) if tag == "a2"
+    ));
+}
+
+#[test]
+fn ctrl_c_or_ctrl_d_before_the_session_ends_the_run_at_once() {
+    let mut t = T::new(config(Source::Interactive));
+    interrupt(&mut t);
+    assert_eq!(t.end(), Some(Ok((error::INTERRUPTED, None))));
+    let mut t = T::new(config(Source::Interactive));
+    t.eof();
+    assert_eq!(t.end(), Some(Ok((0, None))));
+    assert_eq!(t.wire(), "");
+}
+
+#[test]
+fn a_bad_meta_command_at_the_prompt_is_a_notice_not_the_end() {
+    let mut t = T::session(Source::Interactive);
+    t.input("\\frobnicate\r\n");
+    assert!(t.end().is_none());
+    assert!(t.notices()[0].contains("\\frobnicate"));
+    t.input("\\quit\r\n");
+    assert_eq!(t.wire(), "a1 LOGOUT\r\n");
+}
+
+#[test]
+fn lines_sent_by_imaptalk_or_a_script_are_shown_on_a_terminal() {
+    let mut t = rendered(Source::Stdin);
+    t.input("NOOP\n");
+    t.server("a1 OK\r\n");
+    t.eof();
+    assert_eq!(sent_shown(&t), ["a1 NOOP", "a2 LOGOUT"]);
+    // Not on a pipe, and not twice with --echo.
+    let mut t = T::session(Source::Stdin);
+    t.input("NOOP\n");
+    assert!(sent_shown(&t).is_empty());
 }
 
 // ----- properties ------------------------------------------------------------

@@ -117,6 +117,10 @@ pub enum Step {
     StartTls,
     /// Do nothing for this long (does not read).
     Sleep(Duration),
+    /// Wait (without reading) until the test opens the gate, at most
+    /// [`STEP_TIMEOUT`]: the server answers once the test has seen what it
+    /// waited for on the client's side.
+    Wait(Gate),
     /// COMPRESS=DEFLATE (RFC 4978): write `ok` (the tagged OK) and, in the
     /// same write, `then` deflated. From then on everything the server
     /// writes is deflated (sync flush per write) and everything it reads is
@@ -126,6 +130,22 @@ pub enum Step {
     Close,
     /// Close with a TCP RST (SO_LINGER 0) and end the script.
     Reset,
+}
+
+/// Opened by the test ([`Gate::open`]) to let a [`Step::Wait`] go on.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<tokio::sync::Notify>);
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.notify_one();
+    }
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gate")
+    }
 }
 
 /// Turns every bare "\n" into "\r\n" (an existing "\r\n" is left alone).
@@ -870,6 +890,14 @@ impl Session {
             }
             Step::Sleep(d) => {
                 tokio::time::sleep(d).await;
+                Flow::Next
+            }
+            Step::Wait(gate) => {
+                if timeout(STEP_TIMEOUT, gate.0.notified()).await.is_err() {
+                    return self.fail(format!(
+                        "the test did not open the gate within {STEP_TIMEOUT:?}"
+                    ));
+                }
                 Flow::Next
             }
             Step::Close => {
