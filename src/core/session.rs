@@ -323,6 +323,9 @@ enum Feed {
         /// A synchronizing literal: nothing may be sent before the `+`.
         await_plus: bool,
         file: Option<FileRef>,
+        /// At the prompt: bytes at the front of the input accepted as its
+        /// data (typed lines that fit).
+        checked: u64,
     },
     /// A file literal is streaming; the driver says when it is done.
     FileInFlight { tag: String },
@@ -769,6 +772,15 @@ impl Core {
                     }
                     // Shown already, at the prompt, if it goes at once.
                     self.fresh = self.input.is_empty();
+                    // Two Ctrl-C in a row end the session; typing between
+                    // them means the person went on.
+                    self.interrupted_at = None;
+                    if !self.typed_literal_line(&d) {
+                        self.prompt_due = true;
+                        self.step();
+                        self.fresh = false;
+                        return;
+                    }
                 }
                 self.input.extend_from_slice(&d);
                 self.prompt_due = true;

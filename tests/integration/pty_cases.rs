@@ -903,3 +903,46 @@ fn ctrl_c_before_the_greeting_or_during_the_handshake_ends_the_attempt() {
     p.exp_eof().unwrap();
     assert!(exit_code(&p).contains("130"), "{}", exit_code(&p));
 }
+
+#[test]
+fn a_literal_takes_no_line_past_its_count_and_ctrl_c_says_what_is_owed() {
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 APPEND INBOX {5}"),
+        send("+ go\n"),
+        Step::ExpectBytes(b"hello\r\n".to_vec()),
+        send("a1 OK appended\n"),
+        expect("a2 APPEND INBOX {10}"),
+        send("+ go\n"),
+        // The second Ctrl-C closes the connection: nothing of the data.
+        Step::ExpectEof,
+    ]);
+    let mut p = spawn(&["--no-history", &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line("APPEND INBOX {5}").unwrap();
+    p.exp_string("{5}> ").unwrap();
+    p.send_line("hello world").unwrap();
+    p.exp_string(
+        "this line was not sent: the literal still expects 5 bytes and the line has 11 bytes",
+    )
+    .unwrap();
+    p.exp_string("{5}> ").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("a1 APPEND still needs 5 bytes of literal data")
+        .unwrap();
+    p.exp_string("{5}> ").unwrap();
+    p.send_line("hello").unwrap();
+    p.exp_string("a1 OK appended").unwrap();
+    p.exp_string("a2> ").unwrap();
+    p.send_line("APPEND INBOX {10}").unwrap();
+    p.exp_string("{10}> ").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("press Ctrl-C again within 3s to disconnect")
+        .unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("closed the connection without LOGOUT")
+        .unwrap();
+    p.exp_eof().unwrap();
+    assert!(exit_code(&p).contains("130"), "{}", exit_code(&p));
+    server.finish().assert_ok();
+}

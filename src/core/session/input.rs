@@ -125,6 +125,7 @@ impl Core {
                     tag,
                     remaining,
                     file,
+                    checked,
                     ..
                 } => {
                     if *remaining == 0 {
@@ -147,9 +148,35 @@ impl Core {
                         }
                         return Stop::NeedInput;
                     }
-                    let take = usize::try_from(*remaining)
-                        .map_or(self.input.len(), |r| r.min(self.input.len()));
+                    let mut avail = self.input.len();
+                    if self.cfg.interactive() {
+                        // Typed data goes by whole lines that fit; a line
+                        // queued before the literal began is checked now.
+                        if *checked == 0 {
+                            let Some(end) = memchr::memchr(b'\n', &self.input) else {
+                                return Stop::NeedInput;
+                            };
+                            let (tag, left) = (tag.clone(), *remaining);
+                            match literal_fit(&self.input[..=end], left) {
+                                Ok(n) => {
+                                    if let Feed::Literal { checked, .. } = &mut self.feed {
+                                        *checked = n;
+                                    }
+                                }
+                                Err(refusal) => {
+                                    let _ = self.input.split_to(end + 1);
+                                    self.scanned = 0;
+                                    let name = self.name_of(&tag).to_string();
+                                    self.notice(format!("{tag} {name}: {refusal}"));
+                                }
+                            }
+                            continue;
+                        }
+                        avail = avail.min(usize::try_from(*checked).unwrap_or(usize::MAX));
+                    }
+                    let take = usize::try_from(*remaining).map_or(avail, |r| r.min(avail));
                     *remaining -= take as u64;
+                    *checked = checked.saturating_sub(take as u64);
                     let chunk = self.input.split_to(take);
                     self.scanned = 0;
                     self.send(chunk.to_vec(), Log::More);
@@ -245,6 +272,7 @@ impl Core {
                     remaining: lit.len,
                     await_plus: !lit.non_sync,
                     file,
+                    checked: 0,
                 };
             }
             Ok(None) => {
@@ -350,6 +378,40 @@ impl Core {
         if !secret {
             let text = String::from_utf8_lossy(line.trim_ascii_end()).into_owned();
             self.actions.push_back(Action::History(text));
+        }
+    }
+
+    /// At a literal prompt: a typed line that does not fit the literal is
+    /// refused (false) with a notice, and nothing of it is kept; one that
+    /// fits is accepted as its data.
+    pub(super) fn typed_literal_line(&mut self, line: &[u8]) -> bool {
+        let Feed::Literal {
+            tag,
+            remaining,
+            file: None,
+            checked,
+            ..
+        } = &self.feed
+        else {
+            return true;
+        };
+        // Only when the input holds nothing but this literal's data so far.
+        if *checked >= *remaining || self.input.len() as u64 != *checked {
+            return true;
+        }
+        let (tag, left) = (tag.clone(), *remaining - *checked);
+        match literal_fit(line, left) {
+            Ok(n) => {
+                if let Feed::Literal { checked, .. } = &mut self.feed {
+                    *checked += n;
+                }
+                true
+            }
+            Err(refusal) => {
+                let name = self.name_of(&tag).to_string();
+                self.notice(format!("{tag} {name}: {refusal}"));
+                false
+            }
         }
     }
 
@@ -555,6 +617,7 @@ impl Core {
                 remaining: lit.len,
                 await_plus: !lit.non_sync,
                 file,
+                checked: 0,
             };
         }
     }
@@ -639,6 +702,24 @@ impl Core {
             // `+` wait in the input buffer and count as typed.
             Feed::Literal { remaining, .. } if *remaining > self.input.len() as u64 => {
                 PromptView::Literal(*remaining - self.input.len() as u64)
+            }
+            // All of it is typed and so is the line end after it (data
+            // waiting for the server's `+`): what comes next is queued.
+            Feed::Literal { remaining, tag, .. }
+                if memchr::memchr(
+                    b'\n',
+                    self.input
+                        .get(usize::try_from(*remaining).unwrap_or(usize::MAX)..)
+                        .unwrap_or_default(),
+                )
+                .is_some() =>
+            {
+                PromptView::Waiting {
+                    after: tag.clone(),
+                    tls: self.tls,
+                    user: self.user.clone(),
+                    mailbox: self.mailbox.clone(),
+                }
             }
             // Every byte of the literal is typed: what comes next is the
             // rest of the command line.
@@ -815,8 +896,13 @@ impl Core {
             }
             return;
         }
+        let shown = if waiting.len() == 1 {
+            "its answer is shown when it arrives"
+        } else {
+            "their answers are shown when they arrive"
+        };
         self.notice(format!(
-            "stopped waiting: {} still outstanding (its answer is shown when it arrives){dropped}; {again_hint}",
+            "stopped waiting: {} still outstanding ({shown}){dropped}; {again_hint}",
             waiting.join(", ")
         ));
         self.interrupted_at = Some(self.now);
@@ -871,4 +957,23 @@ pub(super) fn plural(n: impl Into<u64>, what: &str) -> String {
     } else {
         format!("{n} {what}s")
     }
+}
+
+/// Whether a typed line (with its line end) fits a literal still owed
+/// `left` bytes: Ok(bytes of it that are data). A line of exactly `left`
+/// bytes is all data and its line end ends the command line; a longer
+/// one, or one whose line end would be split, is refused, since sending
+/// part of it would give the server bytes the person did not mean.
+pub(super) fn literal_fit(line: &[u8], left: u64) -> Result<u64, String> {
+    let content = strip_line_end(line).len() as u64;
+    let all = line.len() as u64;
+    if all <= left || content == left {
+        return Ok(all.min(left));
+    }
+    Err(format!(
+        "this line was not sent: the literal still expects {} and the line has {} ({} with its line end); type {left} bytes, or lines that add up to {left} counting 2 for each line end, or Ctrl-C",
+        plural(left, "byte"),
+        plural(content, "byte"),
+        all
+    ))
 }

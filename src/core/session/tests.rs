@@ -1528,12 +1528,9 @@ fn ctrl_c_stops_waiting_drops_the_queue_and_a_second_one_ends_the_session() {
         t.prompts().last(),
         Some(PromptView::Command { tag, .. }) if tag == "a2"
     ));
-    // The prompt is free again: a line goes at once.
-    t.input("NOOP\r\n");
-    assert_eq!(t.wire(), "a2 NOOP\r\n");
     t.advance(1.0);
     interrupt(&mut t);
-    assert_eq!(t.wire(), "a3 LOGOUT\r\n", "between commands: LOGOUT");
+    assert_eq!(t.wire(), "a2 LOGOUT\r\n", "between commands: LOGOUT");
     assert!(t.end().is_none());
     t.advance(1.1);
     assert_eq!(
@@ -1542,6 +1539,24 @@ fn ctrl_c_stops_waiting_drops_the_queue_and_a_second_one_ends_the_session() {
             error::INTERRUPTED,
             Some("interrupted by SIGINT: sent LOGOUT; no answer within 1s".into())
         )))
+    );
+}
+
+#[test]
+fn after_ctrl_c_the_prompt_is_free_and_typing_means_the_next_ctrl_c_is_a_first() {
+    let mut t = T::session(Source::Interactive);
+    t.input("XSLOW\r\n");
+    interrupt(&mut t);
+    t.wire();
+    t.input("NOOP\r\n");
+    assert_eq!(t.wire(), "a2 NOOP\r\n", "sent at once");
+    interrupt(&mut t);
+    assert!(t.end().is_none());
+    assert!(
+        t.notices()
+            .last()
+            .unwrap()
+            .starts_with("stopped waiting: a1 XSLOW, a2 NOOP still outstanding")
     );
 }
 
@@ -1679,6 +1694,73 @@ fn lines_sent_by_imaptalk_or_a_script_are_shown_on_a_terminal() {
     let mut t = T::session(Source::Stdin);
     t.input("NOOP\n");
     assert!(sent_shown(&t).is_empty());
+}
+
+#[test]
+fn a_typed_line_longer_than_the_literal_is_refused_and_nothing_of_it_sent() {
+    let mut t = T::session(Source::Interactive);
+    t.input("APPEND INBOX {5}\r\n");
+    t.server("+ go\r\n");
+    t.wire();
+    t.input("hello world\r\n");
+    assert_eq!(t.wire(), "");
+    assert_eq!(
+        t.notices().last().unwrap(),
+        "a1 APPEND: this line was not sent: the literal still expects 5 bytes and the line has 11 bytes (13 with its line end); type 5 bytes, or lines that add up to 5 counting 2 for each line end, or Ctrl-C"
+    );
+    assert_eq!(t.prompts().last(), Some(&PromptView::Literal(5)));
+    // A line whose line end would be split is refused too.
+    t.input("abcd\r\n");
+    assert_eq!(t.wire(), "");
+    t.input("hello\r\n");
+    assert_eq!(t.wire(), "hello\r\n");
+    t.server("a1 OK\r\n");
+    assert!(matches!(
+        t.prompts().last(),
+        Some(PromptView::Command { .. })
+    ));
+}
+
+#[test]
+fn typed_literal_lines_before_the_plus_are_checked_as_they_come() {
+    let mut t = T::session(Source::Interactive);
+    t.input("APPEND INBOX {7}\r\n");
+    t.wire();
+    t.input("abc\r\n");
+    assert_eq!(t.prompts().last(), Some(&PromptView::Literal(2)));
+    t.input("too long\r\n");
+    assert!(
+        t.notices()
+            .last()
+            .unwrap()
+            .contains("still expects 2 bytes")
+    );
+    // Exactly what is left: its line end ends the command line, and what
+    // is typed next is the next command, queued.
+    t.input("ab\r\n");
+    assert_eq!(t.prompts().last(), Some(&waiting("a1")));
+    t.input("NOOP\r\n");
+    assert_eq!(t.wire(), "", "all waits for the +");
+    t.server("+ go\r\n");
+    assert_eq!(t.wire(), "abc\r\nab\r\na2 NOOP\r\n");
+}
+
+#[test]
+fn a_queued_literal_line_is_checked_when_its_turn_comes() {
+    let mut t = T::session(Source::Interactive);
+    t.input("SELECT INBOX\r\n");
+    t.input("APPEND INBOX {5}\r\n");
+    t.input("hello world\r\n");
+    t.input("hello\r\n");
+    t.server("a1 OK\r\n");
+    assert_eq!(t.wire(), "a1 SELECT INBOX\r\na2 APPEND INBOX {5}\r\n");
+    t.server("+ go\r\n");
+    assert_eq!(t.wire(), "hello\r\n");
+    assert!(
+        t.notices()
+            .iter()
+            .any(|n| n.contains("the line has 11 bytes"))
+    );
 }
 
 // ----- properties ------------------------------------------------------------
