@@ -587,6 +587,7 @@ impl Driver {
 
     fn prompt(&mut self, view: PromptView) {
         let Some(ed) = &self.editor else { return };
+        let waiting = matches!(view, PromptView::Waiting { .. });
         let (tag, tls, user, mailbox) = match view {
             PromptView::Literal(left) => {
                 return ed.screen.prompt(Prompt {
@@ -637,7 +638,11 @@ impl Driver {
                 crate::app::repl::terminal_width(),
                 self.utf8,
             ),
-            kind: PromptKind::Command,
+            kind: if waiting {
+                PromptKind::Waiting
+            } else {
+                PromptKind::Command
+            },
         });
     }
 

@@ -16,12 +16,16 @@
 //! interrupts the editor with a SIGINT aimed at its thread (rustyline
 //! turns it into `Interrupted`, like Ctrl-C), and the editor erases the
 //! old prompt and starts again with the new one and the half-typed line as
-//! it was. Output waits meanwhile, so nothing printed is erased.
+//! it was.
 //!
-//! Server output goes through rustyline's `ExternalPrinter` (which redraws
-//! the prompt and the half-typed line below it) from the screen thread,
-//! which batches whatever has queued up: one `print` per line is ~20x
-//! slower on bulk output, because each call redraws the prompt.
+//! Output is written the same way: the screen thread gathers what has
+//! queued up (one redraw per line would be ~20x slower on bulk output),
+//! has the editor step aside (erase its prompt and line), writes, and the
+//! editor draws them again below. So output is never drawn over, erased
+//! or reordered, which rustyline's `ExternalPrinter` cannot promise: what
+//! it has not drawn when a line ends waits for the next line, and output
+//! written in between would come first. The printer is still used where
+//! the editor cannot be interrupted (no SIGINT handler, not Unix).
 
 use crate::app::complete::{DrawHook, ReplHelper, Shared};
 use crate::core::meta::{self, Meta, Request};
@@ -30,7 +34,10 @@ use crate::core::session::Input;
 use anyhow::{Context, Result};
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
-use rustyline::{CompletionType, Config, Editor, ExternalPrinter};
+use rustyline::{
+    Cmd, CompletionType, ConditionalEventHandler, Config, Editor, Event, EventContext,
+    EventHandler, ExternalPrinter, KeyEvent, RepeatCount,
+};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,9 +69,11 @@ pub struct Prompt {
 pub enum PromptKind {
     /// A command line.
     Command,
-    /// An answer to the server's `+` (SASL data, IDLE's DONE): never kept.
+    /// A line that waits for a command's answer (queued).
+    Waiting,
+    /// An answer to the server's `+` (SASL data, IDLE's DONE).
     Continuation,
-    /// Data of a literal the typed line announced: never kept.
+    /// Data of a literal the typed line announced.
     Literal,
 }
 
@@ -174,10 +183,12 @@ struct Link {
     generation: u64,
     /// The prompt the line being read shows.
     shown: Prompt,
-    /// rustyline is reading a line (and its SIGINT handler is in place).
-    reading: bool,
-    /// The editor was interrupted to redraw, not by Ctrl-C.
+    state: State,
+    /// The editor was interrupted (to redraw or to let output through),
+    /// not by Ctrl-C.
     poked: bool,
+    /// The screen thread has output to write: the editor steps aside.
+    pause: bool,
     /// The line, cursor and hint as last drawn.
     line: String,
     pos: usize,
@@ -191,6 +202,24 @@ struct Link {
     dumb: bool,
     #[cfg(unix)]
     thread: Option<nix::sys::pthread::Pthread>,
+}
+
+/// Where the editor is, for the screen thread: output is written only
+/// while rustyline draws nothing, so that nothing printed is drawn over,
+/// erased, or shown out of order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not in a line (between lines, asking for a password): output may
+    /// be written; the next line is drawn below it.
+    Idle,
+    /// rustyline is reading a line (and its SIGINT handler is in place).
+    Reading,
+    /// The line ended; the editor is erasing it or about to step aside.
+    Busy,
+    /// Erased and waiting for the screen thread to write.
+    Paused,
+    /// The editor thread has ended.
+    Gone,
 }
 
 #[derive(Clone)]
@@ -207,12 +236,20 @@ impl LinkRef {
 
     /// Waits (at most `limit`) until `done` holds.
     fn wait_until(&self, limit: Duration, done: impl Fn(&Link) -> bool) {
-        let guard = self.lock();
-        let _ = self
-            .0
-            .1
-            .wait_timeout_while(guard, limit, |l| !done(l))
-            .map_err(|_| ());
+        drop(self.wait_with(self.lock(), limit, done));
+    }
+
+    /// The same, with the lock held before and after.
+    fn wait_with<'a>(
+        &'a self,
+        guard: MutexGuard<'a, Link>,
+        limit: Duration,
+        done: impl Fn(&Link) -> bool,
+    ) -> MutexGuard<'a, Link> {
+        match self.0.1.wait_timeout_while(guard, limit, |l| !done(l)) {
+            Ok((g, _)) => g,
+            Err(e) => e.into_inner().0,
+        }
     }
 }
 
@@ -257,8 +294,9 @@ impl Repl {
                 shown: first.clone(),
                 prompt: first,
                 generation: 0,
-                reading: false,
+                state: State::Idle,
                 poked: false,
+                pause: false,
                 line: String::new(),
                 pos: 0,
                 hint: None,
@@ -273,12 +311,12 @@ impl Repl {
         let seen = link.clone();
         let on_draw: DrawHook = Box::new(move |line, pos, hint| {
             let mut l = seen.lock();
-            if !l.reading {
+            if l.state == State::Idle {
                 // The first drawing of a line: rustyline's handler is in
-                // place now. A prompt that changed since the line started
-                // asks for a redraw at once.
-                l.reading = true;
-                if l.prompt != l.shown && !l.poked {
+                // place now. A prompt that changed since the line started,
+                // or output waiting, interrupts it at once.
+                l.state = State::Reading;
+                if (l.prompt != l.shown || l.pause) && !l.poked {
                     l.poked = poke(&l);
                 }
             }
@@ -287,6 +325,13 @@ impl Repl {
             l.pos = pos;
             l.hint = hint.map(str::to_string);
         });
+        // Ctrl-C is told apart from the SIGINT that interrupts the editor
+        // to redraw: both end the line as `Interrupted`.
+        let ctrl_c = Arc::new(AtomicBool::new(false));
+        editor.bind_sequence(
+            KeyEvent::ctrl('C'),
+            EventHandler::Conditional(Box::new(CtrlC(ctrl_c.clone()))),
+        );
         editor.set_helper(Some(ReplHelper {
             known: known.clone(),
             color,
@@ -325,9 +370,9 @@ impl Repl {
             {
                 link.lock().thread = Some(nix::sys::pthread::pthread_self());
             }
-            edit_loop(&mut editor, history.as_deref(), &link, &input_tx);
+            edit_loop(&mut editor, history.as_deref(), &link, &ctrl_c, &input_tx);
             let mut l = link.lock();
-            l.reading = false;
+            l.state = State::Gone;
             l.poked = false;
             l.can_poke = false;
             drop(l);
@@ -422,7 +467,7 @@ fn screen_loop(
                     l.prompt = prompt;
                     // The editor waiting for the answer to its line has it.
                     l.generation += 1;
-                    if l.reading && l.prompt != l.shown {
+                    if l.state == State::Reading && l.prompt != l.shown {
                         if l.dumb {
                             reprint(&mut l);
                         } else if !l.poked {
@@ -444,29 +489,55 @@ fn screen_loop(
 }
 
 /// Prints the batch above the prompt; false when the terminal is gone.
-/// Nothing is printed while the editor redraws its prompt: it erases the
-/// old one, and must not erase output with it.
+///
+/// Where the editor can be interrupted, the text is written here, while
+/// rustyline draws nothing: the editor erases its prompt and line, the
+/// text goes, and the editor draws them again below it. rustyline's own
+/// printer is not used there: what it has not drawn yet when a line ends
+/// waits for the next line, and output written meanwhile would come first.
 fn print(printer: &mut Option<impl ExternalPrinter>, batch: &mut String, link: &LinkRef) -> bool {
     if batch.is_empty() {
         return true;
     }
-    link.wait_until(REDRAW_WAIT, |l| !l.poked);
     let text = std::mem::take(batch);
+    let mut l = link.lock();
+    if l.can_poke && !l.dumb {
+        if matches!(l.state, State::Reading | State::Busy) {
+            l.pause = true;
+            if l.state == State::Reading && !l.poked {
+                l.poked = poke(&l);
+            }
+            l = link.wait_with(l, REDRAW_WAIT, |l| {
+                matches!(l.state, State::Paused | State::Idle | State::Gone)
+            });
+        }
+        let ok = write_out(&text);
+        l.pause = false;
+        drop(l);
+        link.notify();
+        return ok;
+    }
+    drop(l);
     match printer {
         Some(p) => p.print(text).is_ok(),
         // No printer (not a terminal rustyline can drive): print
         // directly, and the prompt again below.
         None => {
-            let mut out = std::io::stdout();
-            let _ = out.write_all(text.as_bytes());
-            let _ = out.flush();
+            let ok = write_out(&text);
             let mut l = link.lock();
-            if l.reading {
+            if l.state == State::Reading {
                 reprint(&mut l);
             }
-            true
+            ok
         }
     }
+}
+
+fn write_out(text: &str) -> bool {
+    let mut out = std::io::stdout();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
 }
 
 /// A dumb terminal: the prompt is printed as it is now.
@@ -507,10 +578,21 @@ fn open_history(path: &Path) -> std::io::Result<()> {
 
 type LineEditor = Editor<ReplHelper, FileHistory>;
 
+/// Ctrl-C pressed: noted, then the line ends as rustyline ends it.
+struct CtrlC(Arc<AtomicBool>);
+
+impl ConditionalEventHandler for CtrlC {
+    fn handle(&self, _: &Event, _: RepeatCount, _: bool, _: &EventContext) -> Option<Cmd> {
+        self.0.store(true, Ordering::SeqCst);
+        Some(Cmd::Interrupt)
+    }
+}
+
 fn edit_loop(
     editor: &mut LineEditor,
     history: Option<&Path>,
     link: &LinkRef,
+    ctrl_c: &AtomicBool,
     tx: &mpsc::Sender<Input>,
 ) {
     let mut restore: Option<(String, usize)> = None;
@@ -522,7 +604,9 @@ fn edit_loop(
             l.line.clear();
             l.hint = None;
             // No drawing tells of the read on a dumb terminal.
-            l.reading = l.dumb;
+            if l.dumb {
+                l.state = State::Reading;
+            }
             (
                 l.prompt.clone(),
                 l.generation,
@@ -550,39 +634,38 @@ fn edit_loop(
         };
         let (poked, line, pos, hint) = {
             let mut l = link.lock();
-            l.reading = false;
-            let poked = l.poked;
-            if !matches!(
-                read,
-                Err(ReadlineError::Interrupted | ReadlineError::Signal(_))
-            ) {
-                // The line ended on its own: nothing to erase.
-                l.poked = false;
-            }
+            l.state = State::Busy;
+            let poked = std::mem::take(&mut l.poked);
             (poked, std::mem::take(&mut l.line), l.pos, l.hint.take())
         };
-        link.notify();
+        let pressed = ctrl_c.swap(false, Ordering::SeqCst);
+        let interrupted = matches!(
+            read,
+            Err(ReadlineError::Interrupted | ReadlineError::Signal(_))
+        );
+        // Interrupted to redraw, not by Ctrl-C (which may come at the same
+        // moment and must not be lost): the line is erased and read on.
+        let redraw = interrupted && poked && !pressed;
+        if redraw {
+            erase(&prompt.text, &line, pos, hint.as_deref());
+        }
+        step_aside(link);
         let sent = match read {
             Ok(text) => {
                 // A bracketed paste comes back as one text of several
                 // lines: each is a line of its own, as if typed.
                 let mut ok = true;
+                let queued = prompt.kind == PromptKind::Waiting;
                 for line in text.split('\n') {
-                    ok = ok && send_line(editor, history, line, tx);
+                    ok = ok && send_line(editor, history, line, queued, tx);
                 }
                 ok
             }
-            Err(ReadlineError::Interrupted | ReadlineError::Signal(_)) if poked => {
-                erase(&prompt.text, &line, pos, hint.as_deref());
+            Err(ReadlineError::Interrupted | ReadlineError::Signal(_)) if redraw => {
                 restore = Some((line, pos));
-                // Output may go on (the next line starts below it).
-                link.lock().poked = false;
-                link.notify();
                 continue;
             }
-            Err(ReadlineError::Interrupted) => {
-                link.lock().poked = false;
-                link.notify();
+            Err(ReadlineError::Interrupted | ReadlineError::Signal(_)) => {
                 tx.blocking_send(Input::Interrupt).is_ok()
             }
             Err(_) => {
@@ -596,6 +679,20 @@ fn edit_loop(
         // The session answers a line with the prompt for the next one.
         link.wait_until(ANSWER_WAIT, |l| l.generation != generation);
     }
+}
+
+/// The line has ended (or was erased): output waiting is written now, and
+/// the editor is Idle (output may be written) until its next line starts.
+fn step_aside(link: &LinkRef) {
+    let mut l = link.lock();
+    if l.pause {
+        l.state = State::Paused;
+        link.notify();
+        l = link.wait_with(l, REDRAW_WAIT, |l| !l.pause);
+    }
+    l.state = State::Idle;
+    drop(l);
+    link.notify();
 }
 
 /// After a redraw interrupted the line: rustyline left the cursor on the
@@ -645,7 +742,8 @@ fn advance((mut row, mut col): (usize, usize), text: &str, cols: usize) -> (usiz
     (row, col)
 }
 
-/// One typed line to the session. `\login` asks for the password here, on
+/// One typed line to the session (`queued`: typed at a prompt that said
+/// it waits). `\login` asks for the password here, on
 /// the editor's thread, with echo off (the terminal is not in raw mode
 /// now); every other line, meta-commands included, goes to the session,
 /// which takes them in order. False when the session is gone.
@@ -653,6 +751,7 @@ fn send_line(
     editor: &mut LineEditor,
     history: Option<&Path>,
     line: &str,
+    queued: bool,
     tx: &mpsc::Sender<Input>,
 ) -> bool {
     if let Request::Login(user) = meta::parse(line)
@@ -674,7 +773,12 @@ fn send_line(
     }
     let mut bytes = line.as_bytes().to_vec();
     bytes.extend_from_slice(b"\r\n");
-    tx.blocking_send(Input::Data(bytes)).is_ok()
+    let input = if queued {
+        Input::Queued(bytes)
+    } else {
+        Input::Data(bytes)
+    };
+    tx.blocking_send(input).is_ok()
 }
 
 #[cfg(test)]

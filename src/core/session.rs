@@ -162,6 +162,9 @@ impl Config {
 pub enum Input {
     /// More bytes of input (typed lines arrive with their line end).
     Data(Vec<u8>),
+    /// A line typed at a prompt that said it waits (`(after a3)> `): it
+    /// is shown when it goes, even if the wait is over when it arrives.
+    Queued(Vec<u8>),
     /// No more input: finish what is outstanding and LOG OUT. At the
     /// prompt (Ctrl-D): LOGOUT at once when the wire is between commands,
     /// otherwise close, within [`GRACE`].
@@ -764,14 +767,15 @@ impl Core {
     /// Input from the person or the script.
     pub fn input(&mut self, input: Input, now: Instant) {
         self.now = now;
+        let queued = matches!(input, Input::Queued(_));
         match input {
-            Input::Data(d) => {
+            Input::Data(d) | Input::Queued(d) => {
                 if self.cfg.interactive() {
                     if matches!(self.phase, Phase::Stopping { .. }) {
                         return;
                     }
                     // Shown already, at the prompt, if it goes at once.
-                    self.fresh = self.input.is_empty();
+                    self.fresh = self.input.is_empty() && !queued;
                     // Two Ctrl-C in a row end the session; typing between
                     // them means the person went on.
                     self.interrupted_at = None;

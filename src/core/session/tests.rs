@@ -1465,6 +1465,17 @@ fn lines_typed_while_a_login_runs_wait_for_it_and_go_in_order() {
 }
 
 #[test]
+fn a_line_typed_under_a_waiting_prompt_is_shown_even_if_the_wait_ended() {
+    let mut t = rendered(Source::Interactive);
+    t.input("NOOP\r\n");
+    t.core
+        .input(Input::Queued(b"CAPABILITY\r\n".to_vec()), t.now);
+    t.drain();
+    assert_eq!(t.wire(), "a1 NOOP\r\na2 CAPABILITY\r\n");
+    assert_eq!(sent_shown(&t), ["a2 CAPABILITY"]);
+}
+
+#[test]
 fn every_input_gets_a_prompt_and_a_change_sends_one() {
     let mut t = T::session(Source::Interactive);
     let before = t.prompts().len();
