@@ -33,8 +33,6 @@ const PROXY: &str = "Proxy (--listen)";
 #[command(
     name = "imaptalk",
     version,
-    // SERVER is optional only for the hidden --generate: show it as required.
-    override_usage = "imaptalk [OPTIONS] <SERVER>",
     about = "Talk IMAP to a server: an interactive client that replaces telnet and openssl s_client",
     long_about = "Talk IMAP to a server by hand or from a script.\n\n\
         Connects over plain TCP, implicit TLS (port 993, imaps://) or STARTTLS, \
@@ -60,7 +58,9 @@ const PROXY: &str = "Proxy (--listen)";
 pub struct Cli {
     /// Server: HOST, HOST:PORT, [IPV6]:PORT, imap://HOST[:PORT] or imaps://HOST[:PORT].
     /// Port 993 and imaps:// mean implicit TLS; otherwise plain TCP on port 143.
-    #[arg(value_name = "SERVER", required_unless_present = "generate")]
+    // An Option only for --generate, which takes no SERVER (it is
+    // exclusive, so the requirement does not apply to it).
+    #[arg(value_name = "SERVER", required = true)]
     pub server: Option<String>,
 
     /// Use implicit TLS (TLS from the first byte) on any port.
@@ -310,8 +310,9 @@ pub struct Cli {
     #[arg(help_heading = PROXY, long, value_name = "FILE", requires_all = ["listen", "listen_cert"])]
     pub listen_key: Option<PathBuf>,
 
-    /// Write a shell completion script or the man page to stdout and exit.
-    #[arg(long, value_enum, value_name = "KIND", hide = true)]
+    /// Write a shell completion script or the man page to stdout and exit
+    /// (no SERVER).
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
     pub generate: Option<Generate>,
 }
 
@@ -478,6 +479,16 @@ impl Cli {
         let stdin_tty = std::io::stdin().is_terminal();
         let stdout_tty = std::io::stdout().is_terminal();
         let input = if !self.commands.is_empty() {
+            // All of them are known now: one that cannot work is an error
+            // before anything is sent, not after the commands before it.
+            for c in &self.commands {
+                if let Some(e) = crate::core::meta::unusable_in_script(c) {
+                    return Err(error::usage(format!(
+                        "-c '{}': {e}; nothing was sent",
+                        crate::text::escape_str(c)
+                    )));
+                }
+            }
             Input::Commands(self.commands)
         } else if stdin_tty {
             Input::Interactive

@@ -438,7 +438,10 @@ impl Driver {
                 Action::WatchStdin => self.stdin_watch = Some(stdin_line()),
                 Action::Notice(text) => self.out.notice(&text),
                 Action::Message(text) => self.out.message(&text),
-                Action::Help(topic) => self.out.message(&meta::help(topic.as_deref())),
+                Action::Help(topic) => self.out.message(&meta::help(
+                    topic.as_deref(),
+                    crate::app::repl::terminal_width(),
+                )),
                 Action::Echo(text) => self.out.echo(&text),
                 Action::Say(text) => error::say(&text),
                 Action::Prompt(view) => self.prompt(view),

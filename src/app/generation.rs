@@ -20,12 +20,6 @@ pub fn write(kind: Generate) -> anyhow::Result<()> {
         Generate::CompleteElvish => Shell::Elvish,
         Generate::CompletePowershell => Shell::PowerShell,
         Generate::Man => {
-            // SERVER is optional only for --generate itself; the page lists
-            // it as required, like --help's usage line does.
-            let cmd = cmd.mut_arg("server", |a| {
-                a.required_unless_present(clap::builder::Resettable::Reset)
-                    .required(true)
-            });
             clap_mangen::Man::new(cmd).render(&mut buf)?;
             return emit(&buf);
         }

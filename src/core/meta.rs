@@ -143,19 +143,25 @@ fn seconds(s: &str) -> Option<Duration> {
 }
 
 /// The text `\help` shows.
-pub fn help(topic: Option<&str>) -> String {
+pub fn help(topic: Option<&str>, width: usize) -> String {
+    wrap(&help_text(topic, width), width)
+}
+
+fn help_text(topic: Option<&str>, width: usize) -> String {
     let Some(topic) = topic else {
         let mut s = String::from("Meta-commands (never sent to the server):\n");
         for (_, syntax, what) in METAS {
             s.push_str(&format!("  {syntax:<18} {what}\n"));
         }
         s.push_str("IMAP commands (tags are added for you; \\help NAME for one):\n");
-        // Five to a line fit 80 columns with the longest, UNAUTHENTICATE.
-        for chunk in VERBS.chunks(5) {
+        // Columns of 15 fit the longest name, UNAUTHENTICATE: five of them
+        // on 80 columns.
+        let per = (width.saturating_sub(2) / 15).max(1);
+        for chunk in VERBS.chunks(per) {
             let names: Vec<_> = chunk.iter().map(|p| format!("{:<15}", p.name)).collect();
             s.push_str(&format!("  {}\n", names.join("").trim_end()));
         }
-        s.push_str("Keys: Tab completes, Up/Down recall history, Ctrl-C clears the line (or ends IDLE), Ctrl-D logs out.");
+        s.push_str("Keys: Tab completes, Up/Down recall history, Ctrl-D logs out. Ctrl-C clears the line, ends an IDLE, cancels an AUTHENTICATE, or stops waiting for the server (twice: ends the session).");
         return s;
     };
     // `\help idle` is the IMAP command, `\help \idle` the meta-command;
@@ -172,9 +178,97 @@ pub fn help(topic: Option<&str>) -> String {
     }
 }
 
+/// Why a script or `-c` line that is a meta-command cannot work there
+/// (`\login` needs a terminal; an unknown or malformed one), if it is one.
+pub fn unusable_in_script(line: &str) -> Option<String> {
+    if !line.trim_start().starts_with('\\') {
+        return None;
+    }
+    match parse(line) {
+        Request::Login(_) => Some(
+            "\\login asks for a password at the terminal; write LOGIN USER PASSWORD, or use -u USER"
+                .to_string(),
+        ),
+        Request::Error(e) => Some(e),
+        _ => None,
+    }
+}
+
+/// Each line wrapped at spaces to `width` columns (a word longer than
+/// that stays whole). A wrapped line goes on under its text: after a gap
+/// of two spaces or more (`  SYNTAX   what it does`), else at its indent.
+pub fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let lead = line.len() - line.trim_start().len();
+        let hang = line[lead..]
+            .find("  ")
+            .and_then(|gap| {
+                let after = &line[lead + gap..];
+                let text_at = after.len() - after.trim_start().len();
+                (text_at < after.len()).then_some(lead + gap + text_at)
+            })
+            .unwrap_or(lead);
+        // Too deep a hang leaves no room: two columns in instead.
+        let hang = if hang + 12 > width { lead + 2 } else { hang };
+        let mut col = 0;
+        for (j, word) in line.split(' ').enumerate() {
+            let w = word.chars().count();
+            if j > 0 {
+                if col > hang && col + 1 + w > width && !word.is_empty() {
+                    out.push('\n');
+                    out.push_str(&" ".repeat(hang));
+                    col = hang;
+                } else {
+                    out.push(' ');
+                    col += 1;
+                }
+            }
+            out.push_str(word);
+            col += w;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_is_wrapped_to_the_width_between_words() {
+        for width in [40, 60, 80, 120] {
+            for topic in [None, Some("FETCH"), Some("\\idle"), Some("APPEND")] {
+                let text = help(topic, width);
+                for line in text.lines() {
+                    let longest = line
+                        .split(' ')
+                        .map(|w| w.chars().count())
+                        .max()
+                        .unwrap_or(0);
+                    assert!(
+                        line.chars().count() <= width || longest > width - 4,
+                        "{width}: {line:?}"
+                    );
+                }
+                // Every word is there, whole, in order.
+                let words = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+                assert_eq!(
+                    words(&text),
+                    words(&help_text(topic, width)),
+                    "{width} {topic:?}"
+                );
+            }
+        }
+        // A wrapped meta-command description goes on under its text.
+        let narrow = help(None, 40);
+        let i = narrow.find("\\login USER").unwrap();
+        let next = narrow[i..].lines().nth(1).unwrap();
+        assert!(next.starts_with(&" ".repeat(21)), "{narrow}");
+    }
 
     #[test]
     fn parsing() {
@@ -222,13 +316,13 @@ mod tests {
 
     #[test]
     fn help_texts() {
-        let all = help(None);
+        let all = help(None, 80);
         assert!(all.contains("\\login USER") && all.contains("FETCH"));
-        let fetch = help(Some("fetch"));
+        let fetch = help(Some("fetch"), 80);
         assert!(fetch.starts_with("FETCH <sequence-set> <items>\n"));
         assert!(fetch.contains("RFC 9051 §6.4.5"));
-        assert!(help(Some("uid fetch")).starts_with("UID FETCH <uid-set> <items>"));
-        assert!(help(Some("XYZZY")).contains("no help"));
+        assert!(help(Some("uid fetch"), 80).starts_with("UID FETCH <uid-set> <items>"));
+        assert!(help(Some("XYZZY"), 80).contains("no help"));
         assert_eq!(
             syntax("uid store"),
             Some("UID STORE <uid-set> [+|-]FLAGS[.SILENT] (<flags>)")
@@ -239,7 +333,7 @@ mod tests {
 
     #[test]
     fn help_covers_every_command_of_the_table() {
-        let all = help(None);
+        let all = help(None, 80);
         let lines: Vec<&str> = all
             .lines()
             .skip_while(|l| !l.starts_with("IMAP commands"))
@@ -251,19 +345,19 @@ mod tests {
         let names: Vec<_> = VERBS.iter().map(|p| p.name).collect();
         assert_eq!(listed, names);
         for p in VERBS {
-            let h = help(Some(&p.name.to_ascii_lowercase()));
+            let h = help_text(Some(&p.name.to_ascii_lowercase()), 80);
             assert!(h.starts_with(&format!("{}\n", p.help.syntax)), "{h}");
             assert!(h.contains(p.help.about) && h.contains(p.help.rfc), "{h}");
             if let Some(uid) = p.uid_syntax {
-                assert!(help(Some(&format!("UID {}", p.name))).starts_with(uid));
+                assert!(help(Some(&format!("UID {}", p.name)), 80).starts_with(uid));
                 assert_eq!(syntax(&format!("uid {}", p.name)), Some(uid));
             }
         }
-        assert!(help(Some("COMPRESS")).starts_with("COMPRESS DEFLATE\n"));
+        assert!(help(Some("COMPRESS"), 80).starts_with("COMPRESS DEFLATE\n"));
         // A command and a meta-command of the same name: the backslash tells.
-        assert!(help(Some("idle")).starts_with("IDLE\n"));
-        assert!(help(Some("\\idle")).starts_with("\\idle [SECONDS]\n"));
-        assert!(help(Some("\\login")).starts_with("\\login USER\n"));
-        assert!(help(Some("sleep")).starts_with("\\sleep SECONDS\n"));
+        assert!(help(Some("idle"), 80).starts_with("IDLE\n"));
+        assert!(help(Some("\\idle"), 80).starts_with("\\idle [SECONDS]\n"));
+        assert!(help(Some("\\login"), 80).starts_with("\\login USER\n"));
+        assert!(help(Some("sleep"), 80).starts_with("\\sleep SECONDS\n"));
     }
 }

@@ -170,11 +170,24 @@ async fn direct(
         }
     }
     Err(match last {
-        Some((addr, e)) => error::connect(format!(
-            "{prefix}cannot connect to {} ({addr}): {}",
-            host_port(host, port),
-            io_text(&e)
-        )),
+        Some((addr, e)) => {
+            // The address only when the name was not already one.
+            let named = host_port(host, port);
+            let at = if named == addr.to_string() {
+                String::new()
+            } else {
+                format!(" ({addr})")
+            };
+            let next = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                "; nothing listens there: is the server running, and is the port right? (IMAP: 143, or 993 with TLS)"
+            } else {
+                ""
+            };
+            error::connect(format!(
+                "{prefix}cannot connect to {named}{at}: {}{next}",
+                io_text(&e)
+            ))
+        }
         None => error::connect(format!("{prefix}cannot resolve '{host}': no addresses")),
     })
 }

@@ -91,3 +91,24 @@ fn the_readme_flag_table_and_help_name_the_same_flags() {
         "in the README table but not in --help: {stale:?}"
     );
 }
+
+#[test]
+fn a_meta_command_that_cannot_work_with_c_is_refused_before_connecting() {
+    // Nothing listens on port 1: had it connected, the exit would be 3.
+    for (meta, says) in [
+        ("\\login bob", "\\login asks for a password at the terminal"),
+        ("\\frob", "unknown meta-command \\frob"),
+    ] {
+        let out = imaptalk()
+            .args(["127.0.0.1:1", "-c", "LOGIN alice wonderland", "-c", meta])
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(says) && err.ends_with("nothing was sent\n"),
+            "{err}"
+        );
+    }
+}

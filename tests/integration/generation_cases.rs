@@ -46,11 +46,22 @@ fn without_server_or_generate_is_a_usage_error() {
 }
 
 #[test]
-fn generate_is_hidden_from_help() {
+fn help_lists_generate_and_server_as_the_usage_line_does() {
+    // The completions offer --generate: so does --help. SERVER is
+    // required everywhere but with --generate, and listed so.
     let out = imaptalk().arg("--help").assert().success();
     let help = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    assert!(!help.contains("--generate"), "{help}");
-    assert!(help.contains("<SERVER>"), "{help}");
+    assert!(help.contains("--generate <KIND>"), "{help}");
+    assert!(
+        help.contains("Usage: imaptalk [OPTIONS] <SERVER>"),
+        "{help}"
+    );
+    assert!(help.contains("\n  <SERVER>\n"), "{help}");
+    assert!(!help.contains("[SERVER]"), "{help}");
+    imaptalk()
+        .args(["--generate", "man", "host"])
+        .assert()
+        .code(2);
 }
 
 #[test]

@@ -946,3 +946,62 @@ fn a_literal_takes_no_line_past_its_count_and_ctrl_c_says_what_is_owed() {
     assert!(exit_code(&p).contains("130"), "{}", exit_code(&p));
     server.finish().assert_ok();
 }
+
+#[test]
+fn help_is_wrapped_to_a_narrow_terminal_between_words() {
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 LOGOUT"),
+        send("a1 OK bye\n"),
+        Step::Close,
+    ]);
+    let mut sh = Command::new("sh");
+    for (k, v) in command().get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh.arg("-c")
+        .arg(r#"stty cols 40 rows 30; exec "$@""#)
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_imaptalk"))
+        .args(["--no-history", &local(server.port())]);
+    let mut p = spawn_command(sh, Some(10_000)).unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_line("\\help").unwrap();
+    // At 40 columns the description goes on under itself, word by word.
+    p.exp_string(&format!(
+        "list the commands,\r\n{}or show one",
+        " ".repeat(21)
+    ))
+    .unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+}
+
+#[test]
+fn the_prompt_shows_a_modified_utf7_mailbox_decoded() {
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 SELECT &ZeVnLIqe-"),
+        send("a1 OK [READ-WRITE] selected\n"),
+        expect("a2 LOGOUT"),
+        send("a2 OK bye\n"),
+        Step::Close,
+    ]);
+    let mut cmd = command();
+    cmd.args(["--no-history", &local(server.port())])
+        .env("LC_ALL", "C.UTF-8");
+    let mut p = spawn_command(cmd, Some(10_000)).unwrap();
+    p.exp_string("a1> ").unwrap();
+    p.send_line("SELECT &ZeVnLIqe-").unwrap();
+    // rexpect reads bytes as Latin-1: expect the name's UTF-8 bytes.
+    let name: String = "日本語 a2> ".bytes().map(char::from).collect();
+    p.exp_string(&name).unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+}

@@ -366,7 +366,11 @@ fn connection_refused_and_bad_arguments_have_their_exit_codes() {
     assert_eq!(out.status.code(), Some(3));
     let err = stderr_of(&out);
     assert!(
-        err.starts_with("imaptalk: cannot connect to 127.0.0.1:"),
+        err.starts_with(&format!("imaptalk: cannot connect to 127.0.0.1:{port}: ")),
+        "the address once: {err}"
+    );
+    assert!(
+        err.trim_end().ends_with("nothing listens there: is the server running, and is the port right? (IMAP: 143, or 993 with TLS)"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "one line: {err}");

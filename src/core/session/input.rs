@@ -687,13 +687,24 @@ impl Core {
         self.actions.push_back(Action::Prompt(view));
     }
 
+    /// The selected mailbox as people read it: a name in modified UTF-7
+    /// decoded, as LIST's note shows it (after ENABLE UTF8=ACCEPT names
+    /// are UTF-8 already).
+    fn mailbox_shown(&self) -> Option<String> {
+        let m = self.mailbox.as_ref()?;
+        if self.caps.utf8_accept || !m.contains('&') {
+            return Some(m.clone());
+        }
+        Some(crate::protocol::mutf7::decode(m).unwrap_or_else(|_| m.clone()))
+    }
+
     fn prompt_view(&self) -> PromptView {
         if let Some(after) = self.waiting_for_prompt() {
             return PromptView::Waiting {
                 after,
                 tls: self.tls,
                 user: self.user.clone(),
-                mailbox: self.mailbox.clone(),
+                mailbox: self.mailbox_shown(),
             };
         }
         match &self.feed {
@@ -718,7 +729,7 @@ impl Core {
                     after: tag.clone(),
                     tls: self.tls,
                     user: self.user.clone(),
-                    mailbox: self.mailbox.clone(),
+                    mailbox: self.mailbox_shown(),
                 }
             }
             // Every byte of the literal is typed: what comes next is the
@@ -729,7 +740,7 @@ impl Core {
                 tag: self.tagger.peek(|t| self.in_use(t)),
                 tls: self.tls,
                 user: self.user.clone(),
-                mailbox: self.mailbox.clone(),
+                mailbox: self.mailbox_shown(),
             },
         }
     }

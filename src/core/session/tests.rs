@@ -1476,6 +1476,24 @@ fn a_line_typed_under_a_waiting_prompt_is_shown_even_if_the_wait_ended() {
 }
 
 #[test]
+fn the_prompt_shows_a_mailbox_in_modified_utf7_decoded() {
+    let mut t = T::session(Source::Interactive);
+    t.input("SELECT &ZeVnLIqe-\r\n");
+    t.server("a1 OK\r\n");
+    assert!(matches!(
+        t.prompts().last(),
+        Some(PromptView::Command { mailbox: Some(m), .. }) if m == "日本語"
+    ));
+    // Not modified UTF-7 after all: shown as it is.
+    t.input("SELECT &bad\r\n");
+    t.server("a2 OK\r\n");
+    assert!(matches!(
+        t.prompts().last(),
+        Some(PromptView::Command { mailbox: Some(m), .. }) if m == "&bad"
+    ));
+}
+
+#[test]
 fn every_input_gets_a_prompt_and_a_change_sends_one() {
     let mut t = T::session(Source::Interactive);
     let before = t.prompts().len();
