@@ -141,12 +141,27 @@ fn bad_meta_commands_in_a_script_are_usage_errors() {
             send("a1 OK done\n"),
             Step::ExpectEof,
         ]);
+        // A script is read as it goes: the commands before the bad line
+        // run, then the run ends.
         let out = imaptalk()
             .arg(local(server.port()))
-            .args(["-c", "NOOP", "-c", line, "-c", "NOOP"])
+            .write_stdin(format!("NOOP\n{line}\nNOOP\n"))
             .output()
             .unwrap();
         server.finish().assert_ok();
+        assert_eq!(out.status.code(), Some(2), "{line}: {}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains(want),
+            "{line}: {}",
+            stderr_of(&out)
+        );
+        // -c commands are all known at the start: nothing is sent (nothing
+        // listens on port 1; a connection attempt would exit 3).
+        let out = imaptalk()
+            .arg("127.0.0.1:1")
+            .args(["-c", "NOOP", "-c", line, "-c", "NOOP"])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{line}: {}", stderr_of(&out));
         assert!(
             stderr_of(&out).contains(want),
