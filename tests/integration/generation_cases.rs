@@ -41,6 +41,47 @@ fn man_page_is_roff() {
 }
 
 #[test]
+fn man_page_carries_the_readme_sections_with_examples_unbroken() {
+    let page = generate("man");
+    for section in [
+        ".SH \"USAGE\"",
+        ".SH \"AT THE PROMPT\"",
+        ".SH \"SCRIPT FORMAT AND META-COMMANDS\"",
+        ".SH \"EXIT STATUS\"",
+        ".SH \"SECURITY\"",
+    ] {
+        assert!(page.contains(section), "{section} missing");
+    }
+    // An example stays one line, in a no-fill block: never reflowed.
+    let example =
+        "imaptalk host:993 \\-c 'LOGIN alice secret' \\-c 'STATUS INBOX (MESSAGES UNSEEN)'";
+    let at = page.find(example).expect("the -c example");
+    let before = &page[..at];
+    assert!(
+        before.rfind(".nf") > before.rfind(".fi"),
+        "not in a .nf block"
+    );
+    // The meta-commands, the exit codes and the security rules are there.
+    assert!(page.contains("\\fB\\elogin\\fR"), "\\login");
+    assert!(page.contains(".TP\n130 / 143\n"), "exit codes");
+    assert!(page.contains("STARTTLS never falls back to plaintext"));
+    // --help's own examples paragraph (reflowed by roff) is not repeated.
+    assert!(!page.contains("Examples:"), "clap's extra section");
+    // No text line would be read as a roff request.
+    for line in page.lines() {
+        if let Some(rest) = line.strip_prefix('.') {
+            let request = rest.split_whitespace().next().unwrap_or("");
+            assert!(
+                request
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '\\' || c == '"'),
+                "{line:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn without_server_or_generate_is_a_usage_error() {
     imaptalk().assert().code(2);
 }
