@@ -22,6 +22,7 @@ use crate::text::{Escaper, escape_str, io_text, size};
 use anstyle::{AnsiColor, Style};
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Stdout, Write};
+use std::time::{Duration, Instant};
 
 /// How the server's output is shown.
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +80,12 @@ struct Cut {
     lines: usize,
     shown: usize,
     hiding: bool,
+    /// Bytes of it received so far, and since when, for the progress
+    /// shown while it is hidden.
+    received: u64,
+    started: Instant,
+    /// When the progress was last drawn (None: not yet).
+    drawn: Option<Instant>,
 }
 
 impl Cut {
@@ -88,6 +95,9 @@ impl Cut {
             lines: 0,
             shown: 0,
             hiding: false,
+            received: 0,
+            started: Instant::now(),
+            drawn: None,
         }
     }
 
@@ -107,6 +117,18 @@ impl Cut {
         self.shown += end;
         self.hiding = self.lines >= HEAD_LINES || self.shown >= HEAD_BYTES;
         end
+    }
+
+    /// The progress of a hidden literal: how much arrived, how fast.
+    fn progress(&self) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let pct = self.received.saturating_mul(100) / self.len.max(1);
+        format!(
+            "[{} of {} ({pct}%), {}/s]",
+            size(self.received),
+            size(self.len),
+            size((self.received as f64 / secs) as u64)
+        )
     }
 
     fn note(&self) -> String {
@@ -338,13 +360,56 @@ impl Text {
             Event::Literal { data, remaining } => {
                 let shown = self.cut.as_mut().map_or(data.len(), |c| c.take(data));
                 self.escaper.push(&data[..shown], &mut self.pending);
+                if let Some(cut) = &mut self.cut {
+                    cut.received += data.len() as u64;
+                }
                 if *remaining == 0 {
                     self.escaper.finish(&mut self.pending);
                     if let Some(cut) = self.cut.take().filter(|c| c.hiding) {
+                        if cut.drawn.is_some() {
+                            self.status(None);
+                        }
                         self.cut_note(&cut);
                     }
+                } else {
+                    self.progress();
                 }
             }
+        }
+    }
+
+    /// While a cut literal is hidden, its progress is drawn in place (before
+    /// the prompt, or on the last line of a terminal), a few times a
+    /// second, until it is complete.
+    fn progress(&mut self) {
+        const EVERY: Duration = Duration::from_millis(250);
+        let Some(cut) = &mut self.cut else { return };
+        if !cut.hiding || cut.drawn.is_some_and(|t| t.elapsed() < EVERY) {
+            return;
+        }
+        let first = cut.drawn.is_none();
+        cut.drawn = Some(Instant::now());
+        let text = cut.progress();
+        if first && matches!(self.sink, TextSink::Stdout(_)) {
+            // The progress goes on a line of its own, below what was shown.
+            if !self.pending.is_empty() && !self.pending.ends_with('\n') {
+                self.pending.push('\n');
+            }
+            let _ = self.flush_lines(true);
+        }
+        // Plain text: the editor measures the prompt it is drawn with.
+        self.status(Some(text));
+    }
+
+    fn status(&mut self, text: Option<String>) {
+        match &mut self.sink {
+            TextSink::Printer(tx) => tx.status(text),
+            TextSink::Stdout(s) => {
+                let mut lock = s.lock();
+                let _ = write!(lock, "\r\x1b[K{}", text.unwrap_or_default());
+                let _ = lock.flush();
+            }
+            TextSink::Stderr => {}
         }
     }
 
@@ -442,6 +507,18 @@ mod tests {
     /// Renders a FETCH of a literal of `lines` numbered lines, delivered
     /// in chunks of `chunk` bytes, as a terminal would show it.
     fn render_literal(lines: usize, chunk: usize, full: bool) -> String {
+        screens(lines, chunk, full)
+            .into_iter()
+            .filter_map(|s| match s {
+                crate::app::repl::Screen::Text(t) => Some(t),
+                crate::app::repl::Screen::Status(_) => None,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// The same, as the REPL's screen is told it.
+    fn screens(lines: usize, chunk: usize, full: bool) -> Vec<crate::app::repl::Screen> {
         use bytes::Bytes;
         let body: String = (1..=lines).map(|i| format!("line {i:05}\r\n")).collect();
         let len = body.len() as u64;
@@ -472,12 +549,44 @@ mod tests {
         .unwrap();
         out.finish().unwrap();
         drop(out);
-        rx.iter()
-            .map(|s| match s {
-                crate::app::repl::Screen::Text(t) => t,
-                other => panic!("{other:?}"),
+        rx.iter().collect()
+    }
+
+    #[test]
+    fn a_hidden_literal_shows_its_progress_until_it_is_complete() {
+        use crate::app::repl::Screen;
+        let all = screens(10_000, 4096, false);
+        let status: Vec<_> = all
+            .iter()
+            .filter_map(|s| match s {
+                Screen::Status(s) => Some(s.clone()),
+                _ => None,
             })
-            .collect()
+            .collect();
+        // Drawn once hiding starts, taken away when it is complete.
+        let first = status.first().cloned().flatten().expect("a progress line");
+        assert!(
+            first.starts_with('[') && first.contains(" of 117.19 KiB ("),
+            "{first}"
+        );
+        assert!(first.ends_with("/s]"), "{first}");
+        assert_eq!(status.last(), Some(&None));
+        // Taken away before the note that ends it is printed.
+        let gone = all
+            .iter()
+            .position(|s| matches!(s, Screen::Status(None)))
+            .unwrap();
+        let note = all
+            .iter()
+            .position(|s| matches!(s, Screen::Text(t) if t.contains("cut short")))
+            .unwrap();
+        assert!(gone < note);
+        // Shown in full: no progress.
+        assert!(
+            !screens(10_000, 4096, true)
+                .iter()
+                .any(|s| matches!(s, Screen::Status(_)))
+        );
     }
 
     #[test]

@@ -147,6 +147,9 @@ pub fn terminal_width() -> usize {
 pub enum Screen {
     /// Text to print above the prompt.
     Text(String),
+    /// A line of progress drawn before the prompt, in place (a long
+    /// literal being received); None takes it away.
+    Status(Option<String>),
     /// The prompt changed.
     Prompt(Prompt),
     /// A line for history (the session decided it may be kept).
@@ -174,14 +177,20 @@ impl ScreenTx {
     pub fn history(&self, line: String) {
         let _ = self.0.send(Screen::History(line));
     }
+
+    pub fn status(&self, status: Option<String>) {
+        let _ = self.0.send(Screen::Status(status));
+    }
 }
 
 /// What the screen thread and the editor thread share.
 struct Link {
     prompt: Prompt,
+    /// Progress shown before the prompt.
+    status: Option<String>,
     /// Counts the prompts the session sent (one answers each line).
     generation: u64,
-    /// The prompt the line being read shows.
+    /// The prompt the line being read shows (with the status).
     shown: Prompt,
     state: State,
     /// The editor was interrupted (to redraw or to let output through),
@@ -220,6 +229,19 @@ enum State {
     Paused,
     /// The editor thread has ended.
     Gone,
+}
+
+impl Link {
+    /// The prompt as drawn: the progress, if any, before it.
+    fn display(&self) -> Prompt {
+        match &self.status {
+            Some(status) => Prompt {
+                text: format!("{status} {}", self.prompt.text),
+                kind: self.prompt.kind,
+            },
+            None => self.prompt.clone(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -292,6 +314,7 @@ impl Repl {
         let link = LinkRef(Arc::new((
             Mutex::new(Link {
                 shown: first.clone(),
+                status: None,
                 prompt: first,
                 generation: 0,
                 state: State::Idle,
@@ -316,7 +339,7 @@ impl Repl {
                 // place now. A prompt that changed since the line started,
                 // or output waiting, interrupts it at once.
                 l.state = State::Reading;
-                if (l.prompt != l.shown || l.pause) && !l.poked {
+                if (l.display() != l.shown || l.pause) && !l.poked {
                     l.poked = poke(&l);
                 }
             }
@@ -459,6 +482,13 @@ fn screen_loop(
                     }
                 }
                 Screen::History(line) => link.lock().history.push(line),
+                Screen::Status(status) => {
+                    let mut l = link.lock();
+                    l.status = status;
+                    if l.state == State::Reading && l.display() != l.shown && !l.dumb && !l.poked {
+                        l.poked = poke(&l);
+                    }
+                }
                 Screen::Prompt(prompt) => {
                     if !print(&mut printer, &mut batch, link) {
                         return;
@@ -467,7 +497,7 @@ fn screen_loop(
                     l.prompt = prompt;
                     // The editor waiting for the answer to its line has it.
                     l.generation += 1;
-                    if l.state == State::Reading && l.prompt != l.shown {
+                    if l.state == State::Reading && l.display() != l.shown {
                         if l.dumb {
                             reprint(&mut l);
                         } else if !l.poked {
@@ -545,7 +575,7 @@ fn reprint(l: &mut Link) {
     let mut out = std::io::stdout();
     let _ = out.write_all(l.prompt.text.as_bytes());
     let _ = out.flush();
-    l.shown = l.prompt.clone();
+    l.shown = l.display();
 }
 
 /// Creates the history file (and its directory) private to the user before
@@ -599,7 +629,7 @@ fn edit_loop(
     loop {
         let (prompt, generation, kept) = {
             let mut l = link.lock();
-            l.shown = l.prompt.clone();
+            l.shown = l.display();
             l.poked = false;
             l.line.clear();
             l.hint = None;
@@ -608,7 +638,7 @@ fn edit_loop(
                 l.state = State::Reading;
             }
             (
-                l.prompt.clone(),
+                l.shown.clone(),
                 l.generation,
                 std::mem::take(&mut l.history),
             )

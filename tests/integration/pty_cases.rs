@@ -1005,3 +1005,36 @@ fn the_prompt_shows_a_modified_utf7_mailbox_decoded() {
     p.exp_eof().unwrap();
     server.finish().assert_ok();
 }
+
+#[test]
+fn a_long_literal_at_the_prompt_shows_its_progress_until_it_is_complete() {
+    // 300,000 bytes: cut short after 40 lines; the second half comes only
+    // once the test has seen the progress of the first.
+    let line = "x".repeat(98) + "\r\n";
+    let body = line.repeat(3000);
+    let (first, second) = body.split_at(150_000);
+    let gate = Gate::default();
+    let server = ScriptedServer::start(vec![
+        send("* OK ready\n"),
+        expect("a1 FETCH 1 BODY[]"),
+        Step::Send(format!("* 1 FETCH (BODY[] {{{}}}\r\n{first}", body.len()).into_bytes()),
+        Step::Wait(gate.clone()),
+        Step::Send(format!("{second})\r\na1 OK done\r\n").into_bytes()),
+        expect("a2 LOGOUT"),
+        send("a2 OK bye\n"),
+        Step::Close,
+    ]);
+    let mut p = spawn(&["--no-history", &local(server.port())]);
+    p.exp_string("a1> ").unwrap();
+    p.send_line("FETCH 1 BODY[]").unwrap();
+    p.exp_string("of 292.97 KiB (").unwrap();
+    p.exp_string("/s] 127.0.0.1 plain a2> ").unwrap();
+    gate.open();
+    p.exp_string("cut short: 40 lines shown").unwrap();
+    p.exp_string("a1 OK done").unwrap();
+    // Complete: the prompt is drawn without it.
+    p.exp_string("\r\x1b[K127.0.0.1 plain a2> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    server.finish().assert_ok();
+}
