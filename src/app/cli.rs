@@ -609,6 +609,7 @@ impl Cli {
                 listen: listen_address(spec, self.listen_any).map_err(error::usage)?,
                 tls: self.listen_tls,
                 cert: self.listen_cert.clone().zip(self.listen_key.clone()),
+                literals: self.log_literals.into(),
             }),
             None => None,
         };
@@ -932,7 +933,8 @@ mod tests {
             assert!(Cli::try_parse_from(v).is_err(), "{args:?}");
         }
         // --log-literals goes with --log or with --listen's records.
-        assert!(settings(&["--listen", "0", "--log-literals", "size", "h"]).is_ok());
+        let s = settings(&["--listen", "0", "--log-literals", "size", "h"]).unwrap();
+        assert_eq!(s.listen.unwrap().literals, Literals::Size);
     }
 
     #[test]

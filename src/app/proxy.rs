@@ -89,7 +89,7 @@ pub async fn run(settings: Settings, opts: ListenOptions) -> Result<u8> {
         )),
         None => None,
     };
-    let literals = settings.log.as_ref().map_or(Literals::Full, |l| l.literals);
+    let literals = opts.literals;
     let listen_tls = match &opts.cert {
         Some((cert, key)) => ListenTls::from_files(cert, key)?,
         None => ListenTls::generate()?,

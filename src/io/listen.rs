@@ -30,6 +30,9 @@ pub struct ListenOptions {
     pub tls: bool,
     /// `--listen-cert FILE` and `--listen-key FILE`.
     pub cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// `--log-literals`: what the records (stdout and `--log FILE`) keep of
+    /// literal data.
+    pub literals: crate::io::transcript::Literals,
 }
 
 /// The names a generated certificate is valid for: a client pointed at

@@ -97,6 +97,8 @@ pub struct Transcript {
     /// timestamp of each record; empty for a session of its own.
     label: String,
     stamp: Stamp,
+    /// The record being written, kept for its capacity.
+    buf: String,
 }
 
 /// The timestamp of the last record, kept for records of the same
@@ -109,16 +111,30 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn now(&mut self) -> String {
+    /// Appends the time now.
+    fn write(&mut self, out: &mut String) {
         let t = SystemTime::now();
         let millis = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
         if millis != self.millis || self.text.is_empty() {
             self.millis = millis;
             self.text = timestamp(t);
         }
-        let mut line = String::with_capacity(self.text.len() + 64);
-        line.push_str(&self.text);
-        line
+        out.push_str(&self.text);
+    }
+}
+
+/// `S+`, `C-` and the like, without an allocation per record.
+fn mark(source: char, m: char) -> &'static str {
+    match (source, m) {
+        ('S', ':') => "S:",
+        ('S', '+') => "S+",
+        ('S', '-') => "S-",
+        ('S', '#') => "S#",
+        ('C', ':') => "C:",
+        ('C', '+') => "C+",
+        ('C', '-') => "C-",
+        ('C', '#') => "C#",
+        _ => "*:",
     }
 }
 
@@ -144,6 +160,7 @@ impl Transcript {
             client: Side::default(),
             label: String::new(),
             stamp: Stamp::default(),
+            buf: String::new(),
         }
     }
 
@@ -284,8 +301,8 @@ impl Transcript {
     /// A protocol line with its line end (or a piece of a long line).
     fn line(&mut self, source: char, data: &[u8]) {
         match data.strip_suffix(b"\r\n") {
-            Some(text) => self.record(&format!("{source}:"), text),
-            None => self.record(&format!("{source}-"), data),
+            Some(text) => self.record(mark(source, ':'), text),
+            None => self.record(mark(source, '-'), data),
         }
     }
 
@@ -296,25 +313,35 @@ impl Transcript {
         } else if self.literals == Literals::Size {
             text.push_str(" not logged");
         }
-        self.record(&format!("{source}#"), text.as_bytes());
+        self.record(mark(source, '#'), text.as_bytes());
     }
 
     /// Literal data split at its line ends; `last` ends the literal.
     fn literal_data(&mut self, source: char, side: &mut Side, data: &[u8], last: bool) {
+        let (full, bare) = (mark(source, '+'), mark(source, '-'));
         let mut rest = data;
         while let Some(i) = memchr::memchr(b'\n', rest) {
-            side.pending.extend_from_slice(&rest[..=i]);
-            rest = &rest[i + 1..];
-            let line = std::mem::take(&mut side.pending);
+            let (now, after) = rest.split_at(i + 1);
+            rest = after;
+            // A line that came whole is recorded from the data itself; one
+            // begun in an earlier chunk is joined first.
+            let joined;
+            let line: &[u8] = if side.pending.is_empty() {
+                now
+            } else {
+                side.pending.extend_from_slice(now);
+                joined = std::mem::take(&mut side.pending);
+                &joined
+            };
             match line.strip_suffix(b"\r\n") {
-                Some(text) => self.record(&format!("{source}+"), text),
-                None => self.record(&format!("{source}-"), &line),
+                Some(text) => self.record(full, text),
+                None => self.record(bare, line),
             }
         }
         side.pending.extend_from_slice(rest);
         if (last && !side.pending.is_empty()) || side.pending.len() > PIECE {
             let piece = std::mem::take(&mut side.pending);
-            self.record(&format!("{source}-"), &piece);
+            self.record(bare, &piece);
         }
     }
 
@@ -322,7 +349,10 @@ impl Transcript {
         if self.failed {
             return;
         }
-        let mut line = self.stamp.now();
+        // One buffer for every record: a bulk literal writes millions.
+        let mut line = std::mem::take(&mut self.buf);
+        line.clear();
+        self.stamp.write(&mut line);
         line.push(' ');
         if !self.label.is_empty() {
             line.push_str(&self.label);
@@ -335,6 +365,7 @@ impl Transcript {
         if let Err(e) = self.out.write_all(line.as_bytes()) {
             self.fail(&e);
         }
+        self.buf = line;
     }
 
     /// The session matters more than its record: a full disk stops the

@@ -879,7 +879,13 @@ fn poll_fill<S: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     cx: &mut TaskContext<'_>,
 ) -> Poll<io::Result<usize>> {
-    buf.reserve(READ_SIZE);
+    // The chunks handed out still share the buffer's allocation while they
+    // wait in a queue, so reserving a full read each time would allocate a
+    // fresh one for every read (a new mapping per read of a few KiB from a
+    // server that writes in small pieces): only when little is left.
+    if buf.capacity() - buf.len() < READ_SIZE / 8 {
+        buf.reserve(READ_SIZE);
+    }
     // The read future holds no state of its own before it completes, so
     // making one per poll and dropping it unfinished loses nothing.
     match pin!(s.read_buf(buf)).poll(cx) {
