@@ -20,8 +20,10 @@ pub enum Msg {
     Record(Vec<u8>),
 }
 
-/// How many messages may wait before a connection has to.
-const QUEUE: usize = 1024;
+/// How many messages may wait before a connection has to: with batches
+/// of records of 64 KiB, at most 4 MiB are in flight, whatever the size of
+/// a literal (at 1024, a bulk literal in the records held 14 MiB at peak).
+const QUEUE: usize = 64;
 
 /// Why stdout stopped taking output; the proxy stops then.
 #[derive(Default)]
