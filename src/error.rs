@@ -125,7 +125,7 @@ fn class_of(err: &anyhow::Error) -> Class {
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .is_some_and(crate::platform::console::is_broken_pipe)
     })
 }
 

@@ -8,6 +8,9 @@
 //!   certificate, in its three notations (a line, a terminal, a record);
 //!   sizes, durations, seconds, dates, I/O errors as people read them.
 //! - [`error`]: failure classes and exit codes.
+//! - [`platform`]: what differs between Unix and Windows (files and their
+//!   privacy, the console, the shell), one module per concern; signals
+//!   are in [`app::signals`].
 //! - [`protocol`]: IMAP without IO.
 //!   - [`protocol::framer`]: the server's bytes into response events,
 //!     literals included, in bounded memory. The heart of the tool.
@@ -61,7 +64,8 @@
 //!   - [`app::diag`] and [`app::certinfo`]: `-v`, `--show-certs`,
 //!     `--expiry-warn`: the connection, the TLS parameters and the
 //!     certificate chain.
-//!   - [`app::signals`]: SIGINT/SIGTERM end a script run with LOGOUT.
+//!   - [`app::signals`]: SIGINT/SIGTERM (Ctrl-C, Ctrl-Break) end a script
+//!     run with LOGOUT; the guard that keeps Ctrl-C from killing the REPL.
 //!   - [`app::proxy`]: `--listen`, proxy mode: mail clients relayed to the
 //!     server, both sides shown; [`protocol::client_framer`] frames the
 //!     clients' commands, [`io::listen`] is the clients' side of TLS.
@@ -73,11 +77,15 @@
 // eprintln! panics when stderr is a closed pipe (`2>&1 | head`): stderr
 // is written through error::say, which drops what nobody reads.
 #![cfg_attr(not(test), deny(clippy::print_stderr))]
+// The few calls into the Windows API are in `platform`, each with the
+// reason it is sound.
+#![deny(unsafe_code)]
 
 pub mod app;
 pub mod core;
 pub mod error;
 pub mod io;
+pub mod platform;
 pub mod protocol;
 pub mod text;
 
@@ -112,28 +120,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(login) = &mut settings.login {
         // Before connecting: a prompt is answered before the server can
         // time out, and a missing password fails before anything is sent.
-        // The prompt reads Ctrl-C itself and raises SIGINT with echo still
-        // off: a handler keeps that from killing the process before the
-        // terminal is restored, and a Ctrl-C while the token command runs
-        // ends the run here too.
-        #[cfg(unix)]
-        let mut sigint = {
+        // The guard keeps the prompt's Ctrl-C from killing the process
+        // before the terminal is restored, and a Ctrl-C while the token
+        // command runs ends the run here too.
+        let mut guard = {
             let _entered = runtime.enter();
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
+            signals::Guard::new()
         };
         let obtained = auth::obtain(login, &settings.connect.host);
-        #[cfg(unix)]
-        let interrupted = sigint.as_mut().is_some_and(|s| {
-            runtime.block_on(async {
-                tokio::time::timeout(std::time::Duration::ZERO, s.recv())
-                    .await
-                    .is_ok()
-            })
-        });
-        #[cfg(not(unix))]
-        let interrupted = false;
-        if interrupted || obtained.as_ref().is_err_and(auth::interrupted) {
-            error::say("imaptalk: interrupted by SIGINT before connecting; nothing was sent");
+        if guard.interrupted(&runtime) || obtained.as_ref().is_err_and(auth::interrupted) {
+            error::say(&format!(
+                "imaptalk: interrupted by {} before connecting; nothing was sent",
+                signals::Kind::Interrupt.name()
+            ));
             return Ok(ExitCode::from(error::INTERRUPTED));
         }
         login.secret = Some(obtained?);
@@ -160,18 +159,13 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
         Source::Interactive => {
             // Ctrl-C must never kill the session. The editor reads keys in
             // raw mode, but the terminal is cooked while the prompt waits for
-            // the server and while \login asks for the password (rpassword
-            // raises SIGINT on Ctrl-C): a handler replaces the default
-            // action for the whole run.
-            #[cfg(unix)]
-            let sigint =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+            // the server and while \login asks for the password: the guard
+            // stands for the whole run.
+            let guard = signals::Guard::new();
             // With that handler in place, a SIGINT aimed at the editor's
-            // thread only makes it redraw its prompt.
-            #[cfg(unix)]
-            let redraw = sigint.is_some();
-            #[cfg(not(unix))]
-            let redraw = false;
+            // thread only makes it redraw its prompt (Unix; elsewhere the
+            // prompt changes at the next line).
+            let redraw = guard.redraws();
             let first = repl::Prompt {
                 text: "(connecting)> ".to_string(),
                 kind: repl::PromptKind::Command,
@@ -189,7 +183,10 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
                 )
                 .with_full_literals(settings.output.full)
             } else {
-                Output::raw().with_progress(progress::Progress::new(settings.output.quiet))
+                Output::raw(settings.output.file.clone()).with_progress(progress::Progress::new(
+                    settings.output.quiet,
+                    settings.output.file.is_some(),
+                ))
             };
             let editor = Editor {
                 screen: repl.screen.clone(),
@@ -228,7 +225,10 @@ async fn session_main(settings: Settings) -> anyhow::Result<u8> {
                 Output::text(settings.output.color, TextSink::Stdout(std::io::stdout()))
                     .with_full_literals(settings.output.full)
             } else {
-                Output::raw().with_progress(progress::Progress::new(settings.output.quiet))
+                Output::raw(settings.output.file.clone()).with_progress(progress::Progress::new(
+                    settings.output.quiet,
+                    settings.output.file.is_some(),
+                ))
             };
             let rx = match &settings.input {
                 Source::Commands(c) => script::commands(c),

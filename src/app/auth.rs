@@ -10,6 +10,7 @@
 use crate::core::options::Security;
 use crate::core::sasl::Secret;
 use crate::error;
+use crate::platform::process::{SHELL, shell};
 use crate::text::{escape_str, io_text};
 use anyhow::Result;
 use std::io::Read as _;
@@ -155,16 +156,10 @@ fn read_password_file(path: &std::path::Path) -> Result<Secret> {
             "--password-file {shown}: longer than {MAX_PASSWORD} bytes; a password file holds the password alone"
         )));
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            error::say(&format!(
-                "imaptalk: warning: --password-file {shown} can be read by other users (chmod 600 it)"
-            ));
-        }
+    if crate::platform::files::others_may_read(path) {
+        error::say(&format!(
+            "imaptalk: warning: --password-file {shown} can be read by other users (chmod 600 it)"
+        ));
     }
     // The line end an editor adds is not part of the password; anything
     // else (spaces included) is.
@@ -201,15 +196,13 @@ fn prompt(user: &str, host: &str) -> Result<Secret> {
     })
 }
 
-/// `--oauth2-token-command CMD`: runs CMD with the shell; its stdout,
-/// trimmed, is the token. The password variable is not passed on.
+/// `--oauth2-token-command CMD`: runs CMD with the system's shell (`sh`,
+/// `cmd.exe` on Windows); its stdout, trimmed, is the token. The password variable is not passed on.
 /// At most [`MAX_TOKEN`] bytes of its output are read: a command that
 /// prints more (`yes`) is stopped, and that is an error.
 fn token_command(cmd: &str) -> Result<Secret> {
     use std::process::Stdio;
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
+    let mut child = shell(cmd)
         .env_remove(PASSWORD_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -217,7 +210,7 @@ fn token_command(cmd: &str) -> Result<Secret> {
         .spawn()
         .map_err(|e| {
             error::usage(format!(
-                "--oauth2-token-command: cannot run sh: {}",
+                "--oauth2-token-command: cannot run {SHELL}: {}",
                 io_text(&e)
             ))
         })?;
@@ -359,9 +352,12 @@ mod tests {
 
     #[test]
     fn token_command_output_is_the_token() {
-        let t = token_command("printf ' tok123\\n'").unwrap();
+        // In words that sh and cmd.exe both read.
+        let t = token_command("echo  tok123 ").unwrap();
         assert_eq!(t.expose(), "tok123");
-        assert!(token_command("exit 3").is_err());
-        assert!(token_command("true").is_err());
+        let e = token_command("exit 3").unwrap_err();
+        assert!(error::message(&e).contains("failed"), "{e}");
+        let e = token_command("exit 0").unwrap_err();
+        assert!(error::message(&e).contains("printed no token"), "{e}");
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::app::auth::{self, Channel, Login};
 use crate::app::diag::DiagOptions;
-use crate::app::render::OutputOptions;
+use crate::app::render::{OutputFile, OutputOptions};
 use crate::app::target::{self, IMAPS_PORT, Scheme};
 use crate::core::options::{Input, Security, SessionOptions};
 use crate::core::sasl::{self, Mechanism};
@@ -173,8 +173,9 @@ pub struct Cli {
     )]
     pub oauth2_token: Option<crate::core::sasl::Secret>,
 
-    /// Run CMD with sh; its stdout is the OAuth2 access token for -u (at
-    /// most 64 KiB: a command printing more is stopped, and that is an error).
+    /// Run CMD with the shell (sh; cmd.exe on Windows); its stdout is the
+    /// OAuth2 access token for -u (at most 64 KiB: a command printing more
+    /// is stopped, and that is an error).
     #[arg(
         help_heading = LOGIN,
         long,
@@ -219,6 +220,13 @@ pub struct Cli {
     #[arg(help_heading = OUTPUT, long)]
     pub raw: bool,
 
+    /// Write what would go to stdout to FILE instead, byte for byte (created
+    /// or emptied first, as `> FILE` does): the server's exact bytes, or the
+    /// PEM of --show-certs. For shells whose `>` re-encodes (PowerShell 5.1
+    /// writes UTF-16).
+    #[arg(help_heading = OUTPUT, short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
     /// On a terminal, show long literals in full instead of their first lines.
     #[arg(help_heading = OUTPUT, long)]
     pub full: bool,
@@ -237,8 +245,10 @@ pub struct Cli {
     pub timing: bool,
 
     /// Keep the interactive history in FILE [default: imaptalk/history in the
-    /// data directory, e.g. ~/.local/share]. LOGIN and AUTHENTICATE lines and
-    /// anything typed for a continuation or literal are never stored.
+    /// data directory: ~/.local/share (also on macOS), %LOCALAPPDATA% on
+    /// Windows], private to the user (mode 0600; on Windows, the profile's
+    /// permissions). LOGIN and AUTHENTICATE lines and anything typed for a
+    /// continuation or literal are never stored.
     #[arg(help_heading = INTERACTIVE, long, value_name = "FILE", conflicts_with = "no_history")]
     pub history: Option<PathBuf>,
 
@@ -250,7 +260,8 @@ pub struct Cli {
     #[arg(help_heading = OUTPUT, long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
-    /// Append a transcript of the session to FILE (created with mode 0600): every
+    /// Append a transcript of the session to FILE (created with mode 0600; on
+    /// Windows with the directory's permissions): every
     /// line sent and received with a timestamp, and TLS and COMPRESS events.
     /// Passwords and SASL data are written as ****.
     #[arg(help_heading = TRANSCRIPT, long, value_name = "FILE")]
@@ -495,7 +506,8 @@ impl Cli {
         } else {
             Input::Stdin
         };
-        let render = stdout_tty && !self.raw;
+        // -o FILE: as if stdout were that file.
+        let render = stdout_tty && !self.raw && self.output.is_none();
         let color = render
             && match self.color {
                 ColorChoice::Always => true,
@@ -504,7 +516,8 @@ impl Cli {
                     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                         && std::env::var("TERM").map_or(true, |t| t != "dumb")
                 }
-            };
+            }
+            && crate::platform::console::enable_colors();
         let sasl = match &self.sasl {
             None => None,
             Some(name) => Some(Mechanism::parse(name).ok_or_else(|| {
@@ -648,6 +661,18 @@ impl Cli {
             (false, Some(f)) => Some(f),
             (false, None) => default_history(),
         };
+        // Last, once every flag is known to be good: as `> FILE` does, the
+        // file is created (or emptied) before anything is connected.
+        let file = match self.output {
+            Some(path) => Some(OutputFile::create(path.clone()).map_err(|e| {
+                error::usage(format!(
+                    "-o {}: {}",
+                    path.display(),
+                    crate::text::io_text(&e)
+                ))
+            })?),
+            None => None,
+        };
         Ok(Settings {
             connect: ConnectOptions {
                 host: target.host.clone(),
@@ -691,10 +716,12 @@ impl Cli {
                 color,
                 full: self.full,
                 quiet: self.quiet,
+                file: file.clone(),
             },
             diag: DiagOptions {
                 verbose: self.verbose,
                 show_certs: self.show_certs,
+                pem_to: file,
                 expiry_warn: self.expiry_warn,
             },
             input,
@@ -786,12 +813,15 @@ pub fn usage_line(err: &clap::Error) -> String {
     line
 }
 
-/// `imaptalk/history` in the platform's data directory (XDG_DATA_HOME or
-/// ~/.local/share on Linux); None when there is no home directory.
+/// `imaptalk/history` in the platform's data directory (see
+/// [`data_dir`](crate::platform::files::data_dir)); None when there is no
+/// home directory.
 fn default_history() -> Option<PathBuf> {
-    use etcetera::BaseStrategy;
-    let dirs = etcetera::choose_base_strategy().ok()?;
-    Some(dirs.data_dir().join("imaptalk").join("history"))
+    Some(
+        crate::platform::files::data_dir()?
+            .join("imaptalk")
+            .join("history"),
+    )
 }
 
 fn valid_tag_prefix(p: &str) -> bool {

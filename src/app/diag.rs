@@ -14,7 +14,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 /// What to report about the connection.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct DiagOptions {
     /// `-v`: connection and TLS details on stderr.
     pub verbose: bool,
@@ -22,6 +22,8 @@ pub struct DiagOptions {
     pub show_certs: bool,
     /// `--expiry-warn`: exit 5 when a certificate expires within this many days.
     pub expiry_warn: Option<u32>,
+    /// `-o FILE` with `--show-certs`: the PEM goes there, not to stdout.
+    pub pem_to: Option<crate::app::render::OutputFile>,
 }
 
 /// `-v`: the address actually connected to.
@@ -132,7 +134,10 @@ pub fn handshake_done(
     if settings.show_certs
         && let Some(p) = &presented
     {
-        let mut out = std::io::stdout().lock();
+        let mut out: Box<dyn std::io::Write> = match &settings.pem_to {
+            Some(file) => Box::new(file.clone()),
+            None => Box::new(std::io::stdout().lock()),
+        };
         for cert in &p.chain {
             let _ = out.write_all(certinfo::pem(cert).as_bytes());
         }

@@ -236,7 +236,7 @@ impl Driver {
             settings,
             tls,
             editor,
-            utf8: crate::app::repl::utf8_locale(),
+            utf8: crate::platform::console::shows_emoji(),
             files: Vec::new(),
             file: None,
             stdin_watch: None,

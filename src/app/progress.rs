@@ -24,11 +24,13 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A bar is shown only when stdout is not a terminal, stderr is, and
-    /// `quiet` is not set.
-    pub fn new(quiet: bool) -> Progress {
+    /// A bar is shown only when the output goes to a file (`to_file`: `-o
+    /// FILE`) or stdout is not a terminal, stderr is, and `quiet` is not set.
+    pub fn new(quiet: bool, to_file: bool) -> Progress {
         Progress::when(
-            !quiet && !std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
+            !quiet
+                && (to_file || !std::io::stdout().is_terminal())
+                && std::io::stderr().is_terminal(),
         )
     }
 

@@ -8,7 +8,8 @@
 //! character and invalid UTF-8 byte is shown escaped (`\x1b`, `\u{202e}`,
 //! `\xff`) by the one rule of [`crate::text`], and only line ends and tabs
 //! keep their meaning. Raw mode is the opposite: nothing added, nothing removed,
-//! so `> out.txt` is a faithful capture.
+//! so `> out.txt` (or `-o out.txt`, where the shell's `>` re-encodes, as
+//! PowerShell 5.1's does) is a faithful capture.
 //!
 //! A person cannot read a 20 MiB attachment scrolling by, and the
 //! terminal takes long to draw it: a literal over [`CUT_LITERAL`] bytes is
@@ -17,15 +18,19 @@
 
 use crate::app::progress::Progress;
 use crate::app::repl::ScreenTx;
+use crate::platform::console::{self, RawStdout};
 use crate::protocol::framer::{Event, Head, Kind, LineEnd, Status, strip_line_end};
 use crate::text::{Escaper, escape_str, io_text, size};
 use anstyle::{AnsiColor, Style};
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{self, BufWriter, Stdout, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How the server's output is shown.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct OutputOptions {
     /// Render server output for a person (escaped, coloured) instead of
     /// raw bytes: stdout is a terminal and `--raw` was not given.
@@ -35,6 +40,35 @@ pub struct OutputOptions {
     pub full: bool,
     /// `--quiet`: no progress bar for big literals.
     pub quiet: bool,
+    /// `-o FILE`: what would go to stdout goes there.
+    pub file: Option<OutputFile>,
+}
+
+/// `-o FILE`: where the bytes meant for stdout go instead, exactly. Created
+/// (or emptied) when the flags are read, as the shell does for `> FILE`,
+/// so a name that cannot be written fails before anything is sent; shared
+/// by the server's output and the PEM of `--show-certs`.
+#[derive(Clone, Debug)]
+pub struct OutputFile {
+    pub path: PathBuf,
+    file: Arc<File>,
+}
+
+impl OutputFile {
+    pub fn create(path: PathBuf) -> io::Result<OutputFile> {
+        let file = Arc::new(File::create(&path)?);
+        Ok(OutputFile { path, file })
+    }
+}
+
+impl Write for OutputFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.file).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.file).flush()
+    }
 }
 
 /// Where rendered text goes.
@@ -48,7 +82,8 @@ pub enum TextSink {
 }
 
 enum Mode {
-    Raw(BufWriter<Stdout>),
+    /// Exact bytes, to stdout or the `-o` file (named for messages).
+    Raw(BufWriter<Box<dyn Write + Send>>, String),
     Text(Text),
     /// Server output is not wanted (`--show-certs`); notices still are.
     Discard,
@@ -151,11 +186,16 @@ pub struct Output {
 }
 
 impl Output {
-    /// Exact bytes to stdout. The buffer is large so bulk literals cost few
-    /// system calls; it is flushed whenever the session waits.
-    pub fn raw() -> Output {
+    /// Exact bytes to stdout, or to `file` (`-o FILE`). The buffer is
+    /// large so bulk literals cost few system calls; it is flushed whenever
+    /// the session waits.
+    pub fn raw(file: Option<OutputFile>) -> Output {
+        let (sink, name): (Box<dyn Write + Send>, String) = match file {
+            Some(f) => (Box::new(f.clone()), f.path.display().to_string()),
+            None => (Box::new(RawStdout::new()), "stdout".to_string()),
+        };
         Output {
-            mode: Mode::Raw(BufWriter::with_capacity(128 * 1024, io::stdout())),
+            mode: Mode::Raw(BufWriter::with_capacity(128 * 1024, sink), name),
             progress: Progress::off(),
         }
     }
@@ -208,9 +248,9 @@ impl Output {
     pub fn event_noted(&mut self, ev: &Event, note: Option<&str>) -> io::Result<()> {
         self.progress.event(ev);
         match &mut self.mode {
-            Mode::Raw(w) => match ev {
+            Mode::Raw(w, name) => match ev {
                 Event::Line { data, .. } | Event::Literal { data, .. } => {
-                    w.write_all(data).map_err(|e| named(e, "stdout"))
+                    w.write_all(data).map_err(|e| named(e, name))
                 }
             },
             Mode::Discard => Ok(()),
@@ -226,7 +266,7 @@ impl Output {
 
     pub fn flush(&mut self) -> io::Result<()> {
         match &mut self.mode {
-            Mode::Raw(w) => w.flush().map_err(|e| named(e, "stdout")),
+            Mode::Raw(w, name) => w.flush().map_err(|e| named(e, name)),
             Mode::Text(t) => t.flush_lines(false),
             Mode::Discard => Ok(()),
         }
@@ -235,7 +275,7 @@ impl Output {
     /// Flushes everything, a partial last line included (end of the run).
     pub fn finish(&mut self) -> io::Result<()> {
         match &mut self.mode {
-            Mode::Raw(w) => w.flush().map_err(|e| named(e, "stdout")),
+            Mode::Raw(w, name) => w.flush().map_err(|e| named(e, name)),
             Mode::Text(t) => {
                 t.escaper.finish(&mut t.pending);
                 t.flush_lines(true)
@@ -469,9 +509,16 @@ impl Text {
 /// A failed write says where it went: "No space left on device" alone
 /// does not tell that it was stdout (`> /dev/full`, a full disk). The
 /// kind is kept, so a closed pipe still ends the run quietly.
+/// The error with the stream's name. A reader that went away stays a
+/// `BrokenPipe` whatever the platform called it: the run ends quietly.
 fn named(e: io::Error, stream: &str) -> io::Error {
+    let kind = if console::is_broken_pipe(&e) {
+        io::ErrorKind::BrokenPipe
+    } else {
+        e.kind()
+    };
     io::Error::new(
-        e.kind(),
+        kind,
         format!("cannot write the output to {stream}: {}", io_text(&e)),
     )
 }

@@ -28,9 +28,12 @@
 //! the editor cannot be interrupted (no SIGINT handler, not Unix).
 
 use crate::app::complete::{DrawHook, ReplHelper, Shared};
+use crate::app::signals::Interruptible;
 use crate::core::meta::{self, Meta, Request};
 use crate::core::sasl::Secret;
 use crate::core::session::Input;
+use crate::platform::console::TerminalMode;
+use crate::platform::files;
 use anyhow::{Context, Result};
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
@@ -92,7 +95,8 @@ pub struct PromptState<'a> {
 /// The command prompt, e.g. `alice@imap.example.com 🔒 INBOX a7> `. Parts
 /// are dropped (host first, then the user, then the lock and mailbox) until
 /// the prompt takes at most half of `width` columns, so there is room to
-/// type; `utf8` false gives a plain-ASCII form (`tls` instead of the lock).
+/// type; `utf8` false gives a plain-ASCII form (`tls` instead of the lock)
+/// for terminals that cannot show it ([`shows_emoji`](crate::platform::console::shows_emoji)).
 pub fn command_prompt(s: &PromptState, width: usize, utf8: bool) -> String {
     let lock = match (s.tls, utf8) {
         (true, true) => "\u{1f512}",
@@ -121,17 +125,6 @@ pub fn command_prompt(s: &PromptState, width: usize, utf8: bool) -> String {
         .find(|f| f.width() <= budget)
         .unwrap_or(&forms[3])
         .clone()
-}
-
-/// Whether the locale asks for UTF-8 (LC_ALL, then LC_CTYPE, then LANG).
-pub fn utf8_locale() -> bool {
-    ["LC_ALL", "LC_CTYPE", "LANG"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .is_some_and(|v| {
-            let v = v.to_ascii_lowercase();
-            v.contains("utf-8") || v.contains("utf8")
-        })
 }
 
 /// Columns of the terminal on stdout (80 when it cannot be told).
@@ -209,8 +202,8 @@ struct Link {
     /// the terminal delivers them, and the prompt is printed again after
     /// output instead of redrawn.
     dumb: bool,
-    #[cfg(unix)]
-    thread: Option<nix::sys::pthread::Pthread>,
+    /// The editor's thread, to interrupt its read (Unix only).
+    thread: Option<Interruptible>,
 }
 
 /// Where the editor is, for the screen thread: output is written only
@@ -282,8 +275,7 @@ pub struct Repl {
     pub known: Shared,
     printer_thread: JoinHandle<()>,
     editing: Arc<AtomicBool>,
-    #[cfg(unix)]
-    saved: Option<nix::sys::termios::Termios>,
+    saved: Option<TerminalMode>,
 }
 
 impl Repl {
@@ -299,8 +291,7 @@ impl Repl {
         first: Prompt,
         redraw: bool,
     ) -> Result<(Repl, mpsc::Receiver<Input>)> {
-        #[cfg(unix)]
-        let saved = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
+        let saved = TerminalMode::save();
         let config = Config::builder()
             .auto_add_history(false)
             .history_ignore_space(true)
@@ -326,7 +317,6 @@ impl Repl {
                 history: Vec::new(),
                 can_poke: redraw,
                 dumb: false,
-                #[cfg(unix)]
                 thread: None,
             }),
             Condvar::new(),
@@ -389,10 +379,7 @@ impl Repl {
         let editing = Arc::new(AtomicBool::new(true));
         let flag = editing.clone();
         std::thread::spawn(move || {
-            #[cfg(unix)]
-            {
-                link.lock().thread = Some(nix::sys::pthread::pthread_self());
-            }
+            link.lock().thread = Interruptible::current();
             edit_loop(&mut editor, history.as_deref(), &link, &ctrl_c, &input_tx);
             let mut l = link.lock();
             l.state = State::Gone;
@@ -407,7 +394,6 @@ impl Repl {
             known,
             printer_thread,
             editing,
-            #[cfg(unix)]
             saved,
         };
         Ok((repl, input_rx))
@@ -422,19 +408,13 @@ impl Repl {
             printer_thread,
             known: _,
             editing,
-            #[cfg(unix)]
             saved,
         } = self;
         drop(screen);
         let _ = printer_thread.join();
         if editing.load(Ordering::SeqCst) {
-            #[cfg(unix)]
             if let Some(t) = &saved {
-                let _ = nix::sys::termios::tcsetattr(
-                    std::io::stdin(),
-                    nix::sys::termios::SetArg::TCSANOW,
-                    t,
-                );
+                t.restore();
             }
             // Bracketed paste off, and leave the shell a fresh line: the
             // prompt of the line being typed is not left behind either.
@@ -450,12 +430,7 @@ fn poke(l: &Link) -> bool {
     if !l.can_poke {
         return false;
     }
-    #[cfg(unix)]
-    if let Some(thread) = l.thread {
-        return nix::sys::pthread::pthread_kill(thread, nix::sys::signal::Signal::SIGINT).is_ok();
-    }
-    let _ = l;
-    false
+    l.thread.is_some_and(Interruptible::interrupt)
 }
 
 /// Prints output above the prompt, keeps the prompt and history for the
@@ -581,29 +556,11 @@ fn reprint(l: &mut Link) {
 /// Creates the history file (and its directory) private to the user before
 /// anything is written to it; an existing file is made private too.
 fn open_history(path: &Path) -> std::io::Result<()> {
-    let mut dir = std::fs::DirBuilder::new();
-    dir.recursive(true);
-    let mut file = std::fs::OpenOptions::new();
-    file.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-        dir.mode(0o700);
-        file.mode(0o600);
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            dir.create(parent)?;
-        }
-        let f = file.open(path)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        files::create_private_dir_all(parent)?;
     }
-    #[cfg(not(unix))]
-    {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            dir.create(parent)?;
-        }
-        file.open(path)?;
-    }
-    Ok(())
+    let f = files::private(std::fs::OpenOptions::new().create(true).append(true)).open(path)?;
+    files::make_private(&f)
 }
 
 type LineEditor = Editor<ReplHelper, FileHistory>;

@@ -189,8 +189,8 @@ pub enum Signal {
 impl Signal {
     pub fn name(self) -> &'static str {
         match self {
-            Signal::Interrupt => "SIGINT",
-            Signal::Terminate => "SIGTERM",
+            Signal::Interrupt => crate::platform::console::INTERRUPT_NAME,
+            Signal::Terminate => crate::platform::console::TERMINATE_NAME,
         }
     }
 

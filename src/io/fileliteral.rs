@@ -10,20 +10,23 @@
 //! scan (memchr) counts its bytes and looks for NUL before anything of the
 //! command is sent, then the data goes out in chunks. Stdin and other
 //! files that can be read only once (pipes, `<(…)`, `/dev/stdin`) are
-//! first copied to an unlinked temporary file in `$TMPDIR`, scanned on the
-//! way, then sent from there.
+//! first copied to a temporary file in `$TMPDIR` that nothing else can
+//! reach and that vanishes by itself
+//! ([`vanishing_file`](crate::platform::files::vanishing_file)), scanned
+//! on the way, then sent from there.
 //!
 //! Nothing local may fill the disk: a copy stops at the spool limit
 //! (`--spool-limit`, [`SPOOL_LIMIT`] by default) with an error, and a
 //! character device (`/dev/zero`, `/dev/urandom`, a terminal) is refused
 //! outright: it has no end, and no message is one.
 
+use crate::platform::files::{self, path_from_bytes};
 use crate::protocol::caps::Capabilities;
 use crate::protocol::literal::announcement;
 use crate::text::io_text;
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How much of a file is read (and sent) at a time.
 const CHUNK: usize = 128 * 1024;
@@ -45,28 +48,35 @@ pub struct FileLiteral {
     pub nul: bool,
     file: File,
     buf: Vec<u8>,
-    /// A spool file that could not be unlinked while open (not Unix).
-    spool: Option<PathBuf>,
 }
 
 impl FileLiteral {
     /// Opens and scans the file named in a `{@…}` token. A leading `~/`
-    /// means the home directory (the shell does not expand it inside a
-    /// quoted -c argument).
+    /// (or `~\` on Windows) means the home directory (the shell does not expand it
+    /// inside a quoted -c argument, and cmd.exe never does).
     /// `spool_limit`: see [`spooled`](Self::spooled).
     pub fn open(path: &[u8], spool_limit: u64) -> Result<FileLiteral, String> {
         let name = format!("{{@{}}}", String::from_utf8_lossy(path));
         let fail = |what: &str, e: &io::Error| format!("{name}: {what}: {}", io_text(e));
         let path = expand_home(path);
-        let mut file = File::open(&path).map_err(|e| fail("cannot open", &e))?;
-        let meta = file.metadata().map_err(|e| fail("cannot read", &e))?;
-        if meta.is_dir() {
-            return Err(format!("{name}: is a directory"));
-        }
-        if is_char_device(&meta) {
+        let mut file = File::open(&path).map_err(|e| {
+            // Windows refuses to open a directory as a file ("Access is
+            // denied"): say what it is, as on Unix.
+            if is_dir(&path) {
+                format!("{name}: is a directory")
+            } else {
+                fail("cannot open", &e)
+            }
+        })?;
+        // Before the metadata, which Windows cannot tell for a console.
+        if files::is_char_device(&file) {
             return Err(format!(
                 "{name}: is a character device (such as /dev/zero or a terminal), whose data has no end to count; name a regular file, or pipe the data to {{@-}}"
             ));
+        }
+        let meta = file.metadata().map_err(|e| fail("cannot read", &e))?;
+        if meta.is_dir() {
+            return Err(format!("{name}: is a directory"));
         }
         if !meta.is_file() {
             // A pipe can be read once only: keep a copy.
@@ -80,7 +90,6 @@ impl FileLiteral {
             nul,
             file,
             buf: Vec::new(),
-            spool: None,
         })
     }
 
@@ -93,8 +102,7 @@ impl FileLiteral {
         limit: u64,
     ) -> Result<FileLiteral, String> {
         let fail = |what: &str, e: &io::Error| format!("{name}: {what}: {}", io_text(e));
-        let (mut file, spool) =
-            spool_file().map_err(|e| fail("cannot create a temporary copy", &e))?;
+        let mut file = spool_file().map_err(|e| fail("cannot create a temporary copy", &e))?;
         let mut buf = vec![0; CHUNK];
         let (mut len, mut nul) = (0u64, false);
         loop {
@@ -123,7 +131,6 @@ impl FileLiteral {
             nul,
             file,
             buf,
-            spool,
         })
     }
 
@@ -157,23 +164,8 @@ impl FileLiteral {
     }
 }
 
-impl Drop for FileLiteral {
-    fn drop(&mut self) {
-        if let Some(p) = &self.spool {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-#[cfg(unix)]
-fn is_char_device(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    meta.file_type().is_char_device()
-}
-
-#[cfg(not(unix))]
-fn is_char_device(_meta: &std::fs::Metadata) -> bool {
-    false
+fn is_dir(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_dir())
 }
 
 /// Counts the bytes of `file` and looks for NUL, a chunk at a time.
@@ -192,10 +184,9 @@ fn scan(file: &mut File) -> io::Result<(u64, bool)> {
     }
 }
 
-/// A new private temporary file. On Unix it is unlinked at once, so
-/// nothing is left behind whatever happens to the process; elsewhere its
-/// path is returned to be removed when the literal is dropped.
-fn spool_file() -> io::Result<(File, Option<PathBuf>)> {
+/// A new temporary file in `$TMPDIR` (`%TEMP%`), private, that vanishes
+/// when it is closed or the process ends.
+fn spool_file() -> io::Result<File> {
     let dir = std::env::temp_dir();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -206,23 +197,8 @@ fn spool_file() -> io::Result<(File, Option<PathBuf>)> {
             "imaptalk-literal-{}-{nanos}-{attempt}",
             std::process::id()
         ));
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true).write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        match options.open(&path) {
-            Ok(file) => {
-                #[cfg(unix)]
-                {
-                    std::fs::remove_file(&path)?;
-                    return Ok((file, None));
-                }
-                #[cfg(not(unix))]
-                return Ok((file, Some(path)));
-            }
+        match files::vanishing_file(&path) {
+            Ok(file) => return Ok(file),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
             Err(e) => return Err(e),
         }
@@ -230,24 +206,16 @@ fn spool_file() -> io::Result<(File, Option<PathBuf>)> {
     Err(last)
 }
 
+/// `~/rest` (on Windows also `~\rest`) in the home directory, the rest as written.
 fn expand_home(path: &[u8]) -> PathBuf {
-    if let Some(rest) = path.strip_prefix(b"~/")
-        && let Some(home) = std::env::var_os("HOME")
+    if let Some(rest) = path
+        .strip_prefix(b"~/")
+        .or_else(|| path.strip_prefix(b"~\\").filter(|_| cfg!(windows)))
+        && let Some(home) = files::home_dir()
     {
-        return PathBuf::from(home).join(os_path(rest));
+        return home.join(path_from_bytes(rest));
     }
-    os_path(path)
-}
-
-#[cfg(unix)]
-fn os_path(bytes: &[u8]) -> PathBuf {
-    use std::os::unix::ffi::OsStrExt;
-    PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
-}
-
-#[cfg(not(unix))]
-fn os_path(bytes: &[u8]) -> PathBuf {
-    PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
+    path_from_bytes(path)
 }
 
 #[cfg(test)]
@@ -291,6 +259,17 @@ mod tests {
     }
 
     #[test]
+    fn a_tilde_means_the_home_directory() {
+        let home = files::home_dir().unwrap();
+        assert_eq!(expand_home(b"~/m/x.eml"), home.join("m/x.eml"));
+        assert_eq!(expand_home(b"x~/y"), PathBuf::from("x~/y"));
+        assert_eq!(expand_home(b"~other/y"), PathBuf::from("~other/y"));
+        if cfg!(windows) {
+            assert_eq!(expand_home(b"~\\x.eml"), home.join("x.eml"));
+        }
+    }
+
+    #[test]
     fn spooled_sources_are_copied_once() {
         let data = b"a\x00b".repeat(100_000);
         let mut f = FileLiteral::spooled("{@-}".into(), &mut &data[..], 300_000).unwrap();
@@ -308,8 +287,12 @@ mod tests {
         let e = FileLiteral::spooled("{@-}".into(), &mut std::io::repeat(b'x'), 1000).unwrap_err();
         assert!(e.starts_with("{@-}: more than 1000 bytes"), "{e}");
         assert!(e.contains("--spool-limit SIZE"), "{e}");
-        #[cfg(unix)]
-        for dev in ["/dev/zero", "/dev/urandom", "/dev/null"] {
+        let devices: &[&str] = if cfg!(windows) {
+            &["NUL"]
+        } else {
+            &["/dev/zero", "/dev/urandom", "/dev/null"]
+        };
+        for dev in devices {
             let e = FileLiteral::open(dev.as_bytes(), SPOOL_LIMIT).unwrap_err();
             assert!(e.contains("is a character device"), "{e}");
         }

@@ -389,11 +389,7 @@ impl Drop for Transcript {
 /// FILE of `--log FILE`, opened for appending and created readable by its
 /// owner only; a failure is a usage error naming the flag.
 pub fn open_file(path: &Path) -> Result<std::fs::File> {
-    let mut options = OpenOptions::new();
-    options.append(true).create(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
+    crate::platform::files::private(OpenOptions::new().append(true).create(true))
         .open(path)
         .map_err(|e| error::usage(format!("--log {}: {}", path.display(), io_text(&e))))
 }

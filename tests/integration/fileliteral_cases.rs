@@ -155,7 +155,7 @@ fn several_files_in_one_line_and_the_escape_for_a_literal_brace_at() {
 #[test]
 fn nul_data_without_binary_is_refused_before_anything_is_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "nul.bin", b"Subject: x\r\n\r\na\x00b\r\n");
+    let file = write(dir.path(), "has-nul.bin", b"Subject: x\r\n\r\na\x00b\r\n");
     let server = ScriptedServer::start(vec![
         send("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\n"),
         expect("a1 NOOP"),

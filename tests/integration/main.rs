@@ -19,6 +19,7 @@ mod literal_property_cases;
 #[cfg(target_os = "linux")]
 mod memory_cases;
 mod notes_cases;
+mod output_cases;
 mod pipeline_cases;
 #[cfg(unix)]
 mod proxy_cases;

@@ -879,7 +879,13 @@ fn a_signal_between_commands_logs_out() {
     t.server("* BYE\r\na2 OK\r\n");
     assert_eq!(
         t.end(),
-        Some(Ok((130, Some("interrupted by SIGINT: logged out".into()))))
+        Some(Ok((
+            130,
+            Some(format!(
+                "interrupted by {}: logged out",
+                Signal::Interrupt.name()
+            ))
+        )))
     );
 }
 
@@ -895,7 +901,10 @@ fn a_signal_waiting_for_a_response_logs_out_too() {
         t.end(),
         Some(Ok((
             143,
-            Some("interrupted by SIGTERM: sent LOGOUT; no answer within 1s".into())
+            Some(format!(
+                "interrupted by {}: sent LOGOUT; no answer within 1s",
+                Signal::Terminate.name()
+            ))
         )))
     );
 }
@@ -910,7 +919,10 @@ fn a_signal_inside_literal_data_sends_nothing_more() {
     assert_eq!(t.wire(), "");
     assert_eq!(
         t.end().unwrap().unwrap().1.unwrap(),
-        "interrupted by SIGINT: in the middle of a command; closed the connection without LOGOUT"
+        format!(
+            "interrupted by {}: in the middle of a command; closed the connection without LOGOUT",
+            Signal::Interrupt.name()
+        )
     );
 }
 
@@ -954,7 +966,10 @@ fn a_second_signal_ends_the_wait() {
     t.signal(Signal::Interrupt, false);
     assert_eq!(
         t.end().unwrap().unwrap().1.unwrap(),
-        "interrupted by SIGINT: sent LOGOUT; a second signal ended the wait"
+        format!(
+            "interrupted by {}: sent LOGOUT; a second signal ended the wait",
+            Signal::Interrupt.name()
+        )
     );
 }
 
