@@ -301,21 +301,17 @@ impl fmt::Debug for KeyLogWriter {
 
 impl KeyLogWriter {
     fn open(path: &std::path::Path) -> Result<KeyLogWriter> {
-        let mut options = std::fs::OpenOptions::new();
-        options.append(true).create(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            // The keys decrypt the session: nobody else may read them.
-            options.mode(0o600);
-        }
-        let file = options.open(path).map_err(|e| {
-            error::usage(format!(
-                "--keylog {}: {}",
-                path.display(),
-                crate::text::io_text(&e)
-            ))
-        })?;
+        // The keys decrypt the session: nobody else may read them.
+        let file =
+            crate::platform::files::private(std::fs::OpenOptions::new().append(true).create(true))
+                .open(path)
+                .map_err(|e| {
+                    error::usage(format!(
+                        "--keylog {}: {}",
+                        path.display(),
+                        crate::text::io_text(&e)
+                    ))
+                })?;
         error::say(&format!(
             "imaptalk: warning: TLS session keys are written to {} (--keylog or SSLKEYLOGFILE): anyone with that file can decrypt this session",
             path.display()
