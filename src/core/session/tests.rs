@@ -1581,7 +1581,10 @@ fn ctrl_c_stops_waiting_drops_the_queue_and_a_second_one_ends_the_session() {
         t.end(),
         Some(Ok((
             error::INTERRUPTED,
-            Some("interrupted by SIGINT: sent LOGOUT; no answer within 1s".into())
+            Some(format!(
+                "interrupted by {}: sent LOGOUT; no answer within 1s",
+                Signal::Interrupt.name()
+            ))
         )))
     );
 }
@@ -1676,7 +1679,10 @@ fn ctrl_c_at_a_literal_says_what_is_owed_and_a_second_disconnects() {
         t.end(),
         Some(Ok((
             error::INTERRUPTED,
-            Some("interrupted by SIGINT: in the middle of a command; closed the connection without LOGOUT".into())
+            Some(format!(
+                "interrupted by {}: in the middle of a command; closed the connection without LOGOUT",
+                Signal::Interrupt.name()
+            ))
         )))
     );
 }
