@@ -1038,3 +1038,50 @@ fn a_long_literal_at_the_prompt_shows_its_progress_until_it_is_complete() {
     p.exp_eof().unwrap();
     server.finish().assert_ok();
 }
+
+#[test]
+fn what_imaptalk_sends_by_itself_is_shown_and_no_prompt_is_left_after_logout() {
+    // --starttls, -u and the session's commands on a terminal: every line
+    // sent is shown where it went (the password masked).
+    let pki = pki_for(&["localhost"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = write_ca(dir.path(), &pki);
+    let server = ScriptedServer::start_starttls(
+        vec![
+            send("* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\n"),
+            expect("a1 STARTTLS"),
+            send("a1 OK Begin TLS negotiation now.\n"),
+            Step::StartTls,
+            expect("a2 CAPABILITY"),
+            send("* CAPABILITY IMAP4rev1\na2 OK\n"),
+            expect("a3 LOGIN alice s3cret"),
+            send("a3 OK logged in\n"),
+            expect("a4 LOGOUT"),
+            send("* BYE bye\na4 OK Logout completed.\n"),
+            Step::Close,
+        ],
+        rustls_server_config(&pki),
+    );
+    let mut cmd = command();
+    cmd.args(["--no-history", "--starttls", "-u", "alice", "--cafile"])
+        .arg(&ca)
+        .arg(format!("localhost:{}", server.port()))
+        .env("IMAPTALK_PASSWORD", "s3cret");
+    let mut p = spawn_command(cmd, Some(10_000)).unwrap();
+    p.exp_string("C: a1 STARTTLS").unwrap();
+    p.exp_string("a1 OK Begin TLS").unwrap();
+    p.exp_string("C: a2 CAPABILITY").unwrap();
+    p.exp_string("C: a3 LOGIN alice ****").unwrap();
+    p.exp_string("a3 OK logged in").unwrap();
+    p.exp_string("alice@localhost tls a4> ").unwrap();
+    p.send_line("LOGOUT").unwrap();
+    p.exp_string("a4 OK Logout completed.").unwrap();
+    // A prompt drawn while LOGOUT was answered is erased at the end: the
+    // shell's prompt does not follow a dead one.
+    let rest = p.exp_eof().unwrap();
+    if let Some(at) = rest.rfind("> ") {
+        assert!(rest[at..].contains("\r\x1b[2K"), "{rest:?}");
+    }
+    assert!(exit_code(&p).contains(", 0)"), "{}", exit_code(&p));
+    server.finish().assert_ok();
+}
