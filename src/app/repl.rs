@@ -24,8 +24,11 @@
 //! editor draws them again below. So output is never drawn over, erased
 //! or reordered, which rustyline's `ExternalPrinter` cannot promise: what
 //! it has not drawn when a line ends waits for the next line, and output
-//! written in between would come first. The printer is still used where
-//! the editor cannot be interrupted (no SIGINT handler, not Unix).
+//! written in between would come first. (On Windows a console read cannot
+//! be interrupted by a signal: the screen thread types the editor a key
+//! bound to the same end instead, see `signals::Interruptible`.) The
+//! printer is still used where the editor cannot be interrupted (no
+//! SIGINT handler, stdin no console).
 
 use crate::app::complete::{DrawHook, ReplHelper, Shared};
 use crate::app::signals::Interruptible;
@@ -344,6 +347,15 @@ impl Repl {
         editor.bind_sequence(
             KeyEvent::ctrl('C'),
             EventHandler::Conditional(Box::new(CtrlC(ctrl_c.clone()))),
+        );
+        // On Windows the redraw comes as a key the screen thread types
+        // (platform::console::REDRAW_F_KEY): it ends the line like the SIGINT.
+        editor.bind_sequence(
+            KeyEvent(
+                rustyline::KeyCode::F(crate::platform::console::REDRAW_F_KEY),
+                rustyline::Modifiers::CTRL_ALT_SHIFT,
+            ),
+            EventHandler::Simple(Cmd::Interrupt),
         );
         editor.set_helper(Some(ReplHelper {
             known: known.clone(),

@@ -156,21 +156,23 @@ impl Guard {
 }
 
 impl Guard {
-    /// Whether a SIGINT sent to one thread ([`Interruptible`]) only
-    /// interrupts its blocking read: the guard's handler is in place. Never
-    /// on Windows, where a console read cannot be interrupted that way.
+    /// Whether the line editor's read can be interrupted for a redraw
+    /// ([`Interruptible`]): on Unix a SIGINT sent to its thread is harmless
+    /// once the guard's handler is in place; on Windows stdin must be a
+    /// console, to type the redraw key into.
     pub fn redraws(&self) -> bool {
         #[cfg(unix)]
         return self.listener.is_some();
         #[cfg(windows)]
-        false
+        crate::platform::console::can_type_redraw_key()
     }
 }
 
 /// A thread whose blocking read another thread can interrupt (the line
 /// editor's, to redraw its prompt): with SIGINT on Unix, harmless while a
-/// [`Guard`] stands. Windows has no such thing: [`current`](Self::current)
-/// is None there.
+/// [`Guard`] stands; on Windows, where a console read cannot be
+/// interrupted, by typing the editor a key it ends the line on
+/// ([`REDRAW_F_KEY`](crate::platform::console::REDRAW_F_KEY)).
 #[derive(Debug, Clone, Copy)]
 pub struct Interruptible {
     #[cfg(unix)]
@@ -185,16 +187,17 @@ impl Interruptible {
             thread: nix::sys::pthread::pthread_self(),
         });
         #[cfg(windows)]
-        None
+        crate::platform::console::can_type_redraw_key().then_some(Interruptible {})
     }
 
-    /// Sends it SIGINT; false if that failed.
+    /// Sends it SIGINT (types the redraw key on Windows); false if that
+    /// failed.
     pub fn interrupt(self) -> bool {
         #[cfg(unix)]
         return nix::sys::pthread::pthread_kill(self.thread, nix::sys::signal::Signal::SIGINT)
             .is_ok();
         #[cfg(windows)]
-        false
+        crate::platform::console::type_redraw_key()
     }
 }
 

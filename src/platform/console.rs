@@ -72,6 +72,32 @@ pub fn is_broken_pipe(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::BrokenPipe
 }
 
+/// The key [`type_redraw_key`] types: this function key (F12) with Ctrl,
+/// Alt and Shift, which no one presses by accident. The line editor binds
+/// it to end the line being read, as a SIGINT aimed at its thread does on
+/// Unix.
+pub const REDRAW_F_KEY: u8 = 12;
+
+/// Windows: puts the [`REDRAW_F_KEY`] chord into the console's input, so that the line
+/// editor's blocking read returns and it can redraw its prompt (a console
+/// read cannot be interrupted from another thread the way a signal
+/// interrupts a Unix read). False where stdin is no console, and always on
+/// Unix, which uses the signal.
+pub fn type_redraw_key() -> bool {
+    #[cfg(windows)]
+    return windows::type_redraw_key();
+    #[cfg(not(windows))]
+    false
+}
+
+/// Whether stdin is a console that [`type_redraw_key`] can type into.
+pub fn can_type_redraw_key() -> bool {
+    #[cfg(windows)]
+    return windows::stdin_mode().is_some();
+    #[cfg(not(windows))]
+    false
+}
+
 /// The terminal's mode on stdin, kept to be put back when the line editor
 /// was interrupted in raw mode (the server ended the session mid-prompt).
 pub struct TerminalMode {
@@ -246,6 +272,33 @@ mod windows {
 
     pub fn stdin_mode() -> Option<u32> {
         mode_of(io::stdin().as_raw_handle())
+    }
+
+    pub fn type_redraw_key() -> bool {
+        use windows_sys::Win32::System::Console::{
+            INPUT_RECORD, INPUT_RECORD_0, KEY_EVENT, KEY_EVENT_RECORD, KEY_EVENT_RECORD_0,
+            LEFT_ALT_PRESSED, LEFT_CTRL_PRESSED, SHIFT_PRESSED, WriteConsoleInputW,
+        };
+        const VK_F1: u16 = 0x70;
+        let record = INPUT_RECORD {
+            EventType: KEY_EVENT as u16,
+            Event: INPUT_RECORD_0 {
+                KeyEvent: KEY_EVENT_RECORD {
+                    bKeyDown: 1,
+                    wRepeatCount: 1,
+                    wVirtualKeyCode: VK_F1 + u16::from(super::REDRAW_F_KEY) - 1,
+                    wVirtualScanCode: 0,
+                    uChar: KEY_EVENT_RECORD_0 { UnicodeChar: 0 },
+                    dwControlKeyState: LEFT_CTRL_PRESSED | LEFT_ALT_PRESSED | SHIFT_PRESSED,
+                },
+            },
+        };
+        let mut written = 0u32;
+        // SAFETY: stdin's handle (a console's, or the call fails); one
+        // initialised record is read from `record`, one u32 written.
+        let ok =
+            unsafe { WriteConsoleInputW(io::stdin().as_raw_handle(), &record, 1, &mut written) };
+        ok != 0 && written == 1
     }
 
     pub fn set_stdin_mode(mode: u32) {
