@@ -460,7 +460,6 @@ print("ok", mode)
             ),
         }
     }
-    let _ = Duration::ZERO;
 }
 
 /// How a client reaches the proxy, and the proxy's flags for it.
@@ -875,4 +874,54 @@ fn a_client_announcing_an_impossible_literal_is_closed() {
         "{r}"
     );
     assert!(stopped.of(2).contains(&"C: b1 LOGOUT".to_string()));
+}
+
+/// Without --listen-cert, a certificate is generated at start: the
+/// fingerprint printed is the one a TLS client gets, so it can be trusted.
+#[test]
+fn the_generated_certificate_is_the_one_whose_fingerprint_is_printed() {
+    let d = Dovecot::start();
+    let proxy = Proxy::start(&["--listen-tls", &local(d.plain_port())]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !proxy.stderr_now().contains("SHA-256") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let said = proxy.stderr_now();
+    let printed = said
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("imaptalk: TLS toward clients uses a certificate generated for this run (localhost, 127.0.0.1, ::1), SHA-256 ")
+        })
+        .unwrap_or_else(|| panic!("no fingerprint: {said}"))
+        .to_string();
+    let script = format!(
+        r#"
+import hashlib, imaplib, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+m = imaplib.IMAP4_SSL("127.0.0.1", {port}, ssl_context=ctx)
+der = m.sock.getpeercert(binary_form=True)
+print(":".join("%02X" % b for b in hashlib.sha256(der).digest()))
+m.logout()
+"#,
+        port = proxy.port
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), printed);
+    let stopped = proxy.stop();
+    assert!(
+        stopped.of(1).join("\n").contains("*: tls TLS 1.3"),
+        "{}",
+        stopped.stdout
+    );
 }

@@ -116,6 +116,11 @@ impl Proxy {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// What the proxy said on stderr so far.
+    pub fn stderr_now(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
     /// The records so far.
     pub fn stdout_now(&self) -> String {
         String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
