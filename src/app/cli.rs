@@ -32,6 +32,8 @@ const PROXY: &str = "Proxy (--listen)";
 #[derive(Parser, Debug)]
 #[command(
     name = "imaptalk",
+    // Not argv[0]: on Windows that is imaptalk.exe (or a full path).
+    bin_name = "imaptalk",
     version,
     about = "Talk IMAP to a server: an interactive client that replaces telnet and openssl s_client",
     long_about = "Talk IMAP to a server by hand or from a script.\n\n\
