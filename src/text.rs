@@ -307,6 +307,15 @@ pub fn date(secs: i64) -> String {
         .unwrap_or_else(|| format!("{secs} seconds after 1970-01-01 UTC"))
 }
 
+/// `host:port`, bracketing IPv6 addresses.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ impl Target {
 
     /// `host:port`, bracketing IPv6 addresses, for messages.
     pub fn display(&self) -> String {
-        crate::io::tcp::host_port(&self.host, self.port)
+        crate::text::host_port(&self.host, self.port)
     }
 }
 

@@ -56,7 +56,7 @@ impl Proxy {
         format!(
             "{}://{user}{}",
             self.kind.scheme(),
-            super::tcp::host_port(&self.host, self.port)
+            crate::text::host_port(&self.host, self.port)
         )
     }
 }
@@ -185,7 +185,7 @@ impl Target<'_> {
     fn text(&self) -> String {
         match self {
             Target::Addr(a) => a.to_string(),
-            Target::Name(h, p) => super::tcp::host_port(h, *p),
+            Target::Name(h, p) => crate::text::host_port(h, *p),
         }
     }
 }

@@ -63,16 +63,7 @@ impl Family {
 impl ConnectOptions {
     /// `host:port`, for messages.
     pub fn display(&self) -> String {
-        host_port(&self.host, self.port)
-    }
-}
-
-/// `host:port`, bracketing IPv6 addresses.
-pub fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
+        crate::text::host_port(&self.host, self.port)
     }
 }
 
@@ -172,7 +163,7 @@ async fn direct(
     Err(match last {
         Some((addr, e)) => {
             // The address only when the name was not already one.
-            let named = host_port(host, port);
+            let named = crate::text::host_port(host, port);
             let at = if named == addr.to_string() {
                 String::new()
             } else {
