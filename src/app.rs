@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod certinfo;
+pub mod check;
 pub mod cli;
 pub mod complete;
 pub mod diag;

@@ -69,6 +69,9 @@
 //!   - [`app::proxy`]: `--listen`, proxy mode: mail clients relayed to the
 //!     server, both sides shown; [`protocol::client_framer`] frames the
 //!     clients' commands, [`io::listen`] is the clients' side of TLS.
+//!   - [`app::check`]: `--check`, the server's health report: the
+//!     findings and their rules ([`app::check::report`], no IO) and the
+//!     probes ([`app::check::probe`]).
 //!   - [`app::generation`]: shell completions and the man page (`--generate`).
 
 // No panics by construction: a hostile server or a bad script must end in
@@ -136,6 +139,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(error::INTERRUPTED));
         }
         login.secret = Some(obtained?);
+    }
+    if settings.check.is_some() {
+        let code = runtime.block_on(app::check::main(settings));
+        runtime.shutdown_background();
+        return code.map(ExitCode::from);
     }
     let code = runtime.block_on(session_main(settings));
     // Don't wait for the stdin thread: it may be blocked reading forever.

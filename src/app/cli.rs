@@ -2,6 +2,7 @@
 //! once `Settings` exists, nothing later needs to second-guess a flag.
 
 use crate::app::auth::{self, Channel, Login};
+use crate::app::check::plan::{self, CheckOptions};
 use crate::app::diag::DiagOptions;
 use crate::app::render::{OutputFile, OutputOptions};
 use crate::app::target::{self, IMAPS_PORT, Scheme};
@@ -28,6 +29,7 @@ const INTERACTIVE: &str = "Interactive mode";
 const TRANSCRIPT: &str = "Transcript (--log)";
 const DIAGNOSTICS: &str = "Certificates and diagnostics";
 const PROXY: &str = "Proxy (--listen)";
+const CHECK: &str = "Server check (--check)";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,7 +55,8 @@ const PROXY: &str = "Proxy (--listen)";
         2 usage or script error; 3 could not connect (DNS, TCP, proxy, TLS, certificate, \
         STARTTLS, greeting BYE); 4 connection lost, protocol error or timeout; \
         5 --expiry-warn: a certificate expires within DAYS; 130/143 a script ended by \
-        SIGINT/SIGTERM (after a LOGOUT when possible).",
+        SIGINT/SIGTERM (after a LOGOUT when possible). --check: 0 nothing failed, 1 something did, \
+        3 the server cannot be reached at all.",
     // --log-literals is about the records of --log FILE, and of --listen's stdout.
     group(ArgGroup::new("records").args(["log", "listen"]).multiple(true))
 )]
@@ -323,6 +326,30 @@ pub struct Cli {
     #[arg(help_heading = PROXY, long, value_name = "FILE", requires_all = ["listen", "listen_cert"])]
     pub listen_key: Option<PathBuf>,
 
+    /// Check the server's set-up and print a report, one finding per line
+    /// (OK, WARN or FAIL, with what to change): addresses, greeting, TLS
+    /// versions, cipher, certificate chain, name, expiry and key, STARTTLS
+    /// and its command injection, plaintext logins, capabilities, ID,
+    /// latency; with -u also a login (only over TLS, read-only). Without a
+    /// port in SERVER both 143 (STARTTLS) and 993 (TLS) are checked. Exit 0
+    /// when nothing fails, 1 when something does, 3 when the server cannot
+    /// be reached at all.
+    #[arg(
+        help_heading = CHECK,
+        long,
+        conflicts_with_all = ["commands", "listen", "show_certs", "expiry_warn", "insecure", "pipeline", "compress", "log", "raw", "echo", "timing", "allow_plaintext_auth"]
+    )]
+    pub check: bool,
+
+    /// With --check: write the report as one JSON document (findings with
+    /// stable ids, levels and values), for monitoring.
+    #[arg(help_heading = CHECK, long, requires = "check")]
+    pub json: bool,
+
+    /// With --check: a WARN fails the check too (exit 1).
+    #[arg(help_heading = CHECK, long, requires = "check")]
+    pub strict: bool,
+
     /// Write a shell completion script or the man page to stdout and exit
     /// (no SERVER).
     #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
@@ -407,6 +434,8 @@ pub struct Settings {
     pub login: Option<Login>,
     /// `--listen`: proxy mode.
     pub listen: Option<ListenOptions>,
+    /// `--check`: a health report instead of a session.
+    pub check: Option<CheckOptions>,
 }
 
 impl Cli {
@@ -479,7 +508,7 @@ impl Cli {
             ("--tls-max", self.tls_max.is_some()),
         ];
         let given: Vec<&str> = tls_flags.iter().filter(|f| f.1).map(|f| f.0).collect();
-        if security == Security::Plain && !given.is_empty() {
+        if security == Security::Plain && !given.is_empty() && !self.check {
             error::say(&format!(
                 "imaptalk: warning: on a plaintext connection {} apply only to a STARTTLS typed later (add --starttls to upgrade at once, or --tls)",
                 given.join(", ")
@@ -597,7 +626,11 @@ impl Cli {
                 format!("--sasl {} needs a password, not an OAuth2 token", m.name())
             }));
         }
-        if let Some(l) = login.as_ref().filter(|l| !l.source.is_none()) {
+        // --check sends a credential only over TLS, whatever the port.
+        if let Some(l) = login
+            .as_ref()
+            .filter(|l| !l.source.is_none() && !self.check)
+        {
             let what = if l.source.is_oauth2() {
                 "an OAuth2 token"
             } else {
@@ -628,6 +661,19 @@ impl Cli {
             }),
             None => None,
         };
+        let check = self.check.then(|| CheckOptions {
+            ports: if target::names_port(server) || target.scheme == Some(Scheme::Imaps) {
+                plan::plan(Some(target.port), security == Security::Tls)
+            } else if self.tls {
+                plan::plan(Some(IMAPS_PORT), true)
+            } else if self.starttls || target.scheme == Some(Scheme::Imap) {
+                plan::plan(Some(target::IMAP_PORT), false)
+            } else {
+                plan::plan(None, false)
+            },
+            json: self.json,
+            strict: self.strict,
+        });
         let servername = self.servername.unwrap_or_else(|| target.host.clone());
         let (tls_min, tls_max) = (
             self.tls_min.unwrap_or(TlsVersion::V1_2),
@@ -734,6 +780,7 @@ impl Cli {
             }),
             login,
             listen,
+            check,
         })
     }
 }

@@ -103,7 +103,7 @@ pub fn config(settings: &Settings, script: bool, peer: &str, local: bool) -> Con
 const SCRAM_NONCE_ENV: &str = "IMAPTALK_TEST_SCRAM_NONCE";
 
 /// A fresh SCRAM client nonce: 18 random bytes, base64 (no `,` in it).
-fn scram_nonce() -> String {
+pub fn scram_nonce() -> String {
     if let Ok(n) = std::env::var(SCRAM_NONCE_ENV)
         && !n.is_empty()
         && !n.contains(',')

@@ -34,13 +34,14 @@ pub fn write(kind: Generate) -> anyhow::Result<()> {
 const README: &str = include_str!("../../README.md");
 
 /// The sections of the README the page carries, as (heading, man section).
-const SECTIONS: [(&str, &str); 5] = [
+const SECTIONS: [(&str, &str); 6] = [
     ("## Usage", "USAGE"),
     ("### Interactive mode", "AT THE PROMPT"),
     (
         "### Script format (stdin and `-c`)",
         "SCRIPT FORMAT AND META-COMMANDS",
     ),
+    ("### Server check (`--check`)", "SERVER CHECK"),
     ("## Exit codes", "EXIT STATUS"),
     ("## Security behaviour", "SECURITY"),
 ];
@@ -145,7 +146,14 @@ fn roff(md: &str, skip_options: bool) -> String {
             out.push_str(".TP\n");
             out.push_str(&roff_line(&inline(cells.first().copied().unwrap_or(""))));
             out.push('\n');
-            out.push_str(&roff_line(&inline(&cells[1..].join(" \\(em "))));
+            // Further columns after a dash; each escaped on its own, so
+            // the dash stays roff's, and an empty one leaves none.
+            let rest: Vec<String> = cells[1..]
+                .iter()
+                .filter(|c| !c.is_empty())
+                .map(|c| inline(c))
+                .collect();
+            out.push_str(&roff_line(&rest.join(" \\(em ")));
             out.push('\n');
             continue;
         }

@@ -83,6 +83,17 @@ pub fn parse(arg: &str) -> Result<Target, String> {
     })
 }
 
+/// Whether the server argument names a port (`host:port`,
+/// `imaps://host:993`): `--check` then checks that port alone, and both
+/// 143 and 993 when it names none. Only for an argument [`parse`] took.
+pub fn names_port(arg: &str) -> bool {
+    let rest = strip_prefix_ci(arg, "imaps://")
+        .or_else(|| strip_prefix_ci(arg, "imap://"))
+        .unwrap_or(arg);
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    split_host_port(rest).is_ok_and(|(_, port)| port.is_some())
+}
+
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
         .then(|| &s[prefix.len()..])
@@ -132,6 +143,16 @@ mod tests {
             host: host.into(),
             port,
             scheme,
+        }
+    }
+
+    #[test]
+    fn whether_a_port_is_named() {
+        for yes in ["h:143", "imaps://h:993/", "[::1]:1993", "IMAP://h:1"] {
+            assert!(names_port(yes), "{yes}");
+        }
+        for no in ["h", "imaps://h", "imap://h/", "[::1]", "::1", "2001:db8::1"] {
+            assert!(!names_port(no), "{no}");
         }
     }
 

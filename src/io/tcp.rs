@@ -183,6 +183,39 @@ async fn direct(
     })
 }
 
+/// `--check`: the addresses of the server's name (of the `-4`/`-6`
+/// family), each to be tried on its own, within `--timeout`.
+pub async fn addresses(t: &ConnectOptions, limit: Duration) -> Result<Vec<SocketAddr>> {
+    tokio::time::timeout(limit, resolve(&t.host, t.port, t))
+        .await
+        .map_err(|_| {
+            error::connect(format!(
+                "timed out after {} resolving '{}'",
+                secs(limit),
+                t.host
+            ))
+        })?
+}
+
+/// `--check`: one TCP connect to one address, and how long it took.
+pub async fn connect_addr(addr: SocketAddr, limit: Duration) -> Result<(TcpStream, Duration)> {
+    let start = Instant::now();
+    match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok((s, start.elapsed()))
+        }
+        Ok(Err(e)) => Err(error::connect(format!(
+            "cannot connect to {addr}: {}",
+            io_text(&e)
+        ))),
+        Err(_) => Err(error::connect(format!(
+            "no answer from {addr} within {}",
+            secs(limit)
+        ))),
+    }
+}
+
 /// The addresses of a name, of the `-4`/`-6` family.
 async fn resolve(host: &str, port: u16, t: &ConnectOptions) -> Result<Vec<SocketAddr>> {
     let addrs: Vec<_> = tokio::net::lookup_host((host, port))

@@ -95,6 +95,20 @@ fn provider() -> Arc<CryptoProvider> {
 
 impl TlsSetup {
     pub fn new(settings: &TlsOptions) -> Result<TlsSetup> {
+        TlsSetup::build(settings, false)
+    }
+
+    /// For `--check`: the certificate is examined point by point (see
+    /// [`Examined`], in [`Presented::examined`]) and the handshake goes on
+    /// whatever the verdict, so that the check can report every problem
+    /// and what TLS negotiated. Nothing secret may be sent over such a
+    /// connection: the server is not authenticated. The handshake's
+    /// signatures are still verified against the certificate presented.
+    pub fn for_check(settings: &TlsOptions) -> Result<TlsSetup> {
+        TlsSetup::build(settings, true)
+    }
+
+    fn build(settings: &TlsOptions, examine: bool) -> Result<TlsSetup> {
         let provider = provider();
         let versions: Vec<_> = [Version::Tls13, Version::Tls12]
             .into_iter()
@@ -116,7 +130,7 @@ impl TlsSetup {
             Some(path) => Some(KeyLogWriter::open(path)?),
             None => None,
         };
-        let trust = if settings.insecure {
+        let trust = if settings.insecure && !examine {
             error::say(
                 "imaptalk: warning: --insecure: the server's certificate is NOT verified; anyone on the path can read and change this session",
             );
@@ -127,24 +141,30 @@ impl TlsSetup {
             Trust::Pins(settings.pins.clone())
         } else {
             let (roots, own) = roots(settings)?;
+            let roots = Arc::new(roots);
             let webpki = if roots.is_empty() {
                 // webpki refuses an empty store; the handshake must still
                 // fail with "unknown authority", which names the fixes.
                 None
             } else {
                 Some(
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
                         .build()
                         .map_err(|e| error::connect(format!("TLS setup failed: {e}")))?
                         as Arc<dyn ServerCertVerifier>,
                 )
             };
-            Trust::Roots { webpki, own }
+            Trust::Roots {
+                webpki,
+                own,
+                store: roots,
+            }
         };
         let verifier = Arc::new(Verifier {
             trust,
             provider,
             seen: Mutex::new(None),
+            examine,
         });
         let mut config = builder
             .dangerous()
@@ -351,6 +371,38 @@ impl rustls::KeyLog for KeyLogWriter {
 pub struct Presented {
     pub chain: Vec<CertificateDer<'static>>,
     pub verdict: Verdict,
+    /// `--check` ([`TlsSetup::for_check`]): each point on its own.
+    pub examined: Option<Examined>,
+}
+
+/// What `--check` finds of a chain, each point on its own: the
+/// handshake's verdict stops at the first problem, while an admin wants
+/// to hear that the certificate is expired *and* its chain incomplete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Examined {
+    pub chain: ChainStatus,
+    /// Err: why the leaf is not valid for the name (a sentence).
+    pub name: Result<(), String>,
+}
+
+/// Whether the chain leads to a certificate trusted here. Judged at a
+/// time within the leaf's validity, so that an expired certificate still
+/// says whether its chain is complete (expiry is a finding of its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainStatus {
+    /// It reaches a trusted root (the system's or `--cafile`'s).
+    Trusted,
+    /// The leaf is trusted as it is (`--pin`, or the leaf is in `--cafile`).
+    Pinned(&'static str),
+    /// The leaf names itself as its issuer: a self-signed certificate,
+    /// which no mail client trusts without being told to.
+    SelfSigned,
+    /// The chain as sent stops at a certificate whose issuer (this
+    /// subject, escaped) is neither sent nor trusted: usually the server
+    /// forgot its intermediate certificate.
+    Incomplete { issuer: String },
+    /// Not trusted for another reason (a sentence).
+    Untrusted(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -427,6 +479,8 @@ enum Trust {
     Roots {
         webpki: Option<Arc<dyn ServerCertVerifier>>,
         own: Vec<CertificateDer<'static>>,
+        /// The same roots, for `--check`'s own examination.
+        store: Arc<RootCertStore>,
     },
 }
 
@@ -438,6 +492,8 @@ struct Verifier {
     trust: Trust,
     provider: Arc<CryptoProvider>,
     seen: Mutex<Option<Presented>>,
+    /// `--check`: examine each point, record it, accept whatever it is.
+    examine: bool,
 }
 
 /// `--pin` was given and the server's leaf matches none of the pins.
@@ -502,6 +558,119 @@ impl Verifier {
             Trust::Roots { webpki: None, .. } => Err(rustls::Error::InvalidCertificate(
                 CertificateError::UnknownIssuer,
             )),
+        }
+    }
+}
+
+impl Verifier {
+    /// `--check`: the chain and the name, each judged on its own.
+    fn examined(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Examined {
+        let name = valid_for_name(end_entity, server_name).map_err(|e| match e {
+            rustls::Error::InvalidCertificate(c) => cert_problem(&c).0,
+            other => tls_problem(&other),
+        });
+        Examined {
+            chain: self.chain_status(end_entity, intermediates, now),
+            name,
+        }
+    }
+
+    fn chain_status(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> ChainStatus {
+        let (store, own) = match &self.trust {
+            Trust::Insecure => return ChainStatus::Untrusted("not checked".into()),
+            Trust::Pins(pins) => {
+                return if pins.contains(&fingerprint(end_entity)) {
+                    ChainStatus::Pinned("its SHA-256 fingerprint matches --pin")
+                } else {
+                    ChainStatus::Untrusted(format!(
+                        "its SHA-256 fingerprint {} matches no --pin",
+                        hex(&fingerprint(end_entity), ":")
+                    ))
+                };
+            }
+            Trust::Roots { store, own, .. } => (store, own),
+        };
+        if own.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            return ChainStatus::Pinned("the server's own certificate is in --cafile");
+        }
+        let parsed = |der: &[u8]| {
+            x509_parser::parse_x509_certificate(der).ok().map(|(_, c)| {
+                (
+                    c.subject().as_raw().to_vec(),
+                    c.issuer().as_raw().to_vec(),
+                    c.issuer().to_string(),
+                    c.validity().not_before.timestamp(),
+                    c.validity().not_after.timestamp(),
+                )
+            })
+        };
+        let Some((subject, issuer, issuer_text, not_before, not_after)) = parsed(end_entity) else {
+            return ChainStatus::Untrusted(cert_problem(&CertificateError::BadEncoding).0);
+        };
+        // Expiry is reported on its own: judge the chain at a time the
+        // leaf is valid.
+        let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let at = if secs < not_before || secs > not_after {
+            UnixTime::since_unix_epoch(Duration::from_secs(
+                (not_before.saturating_add(not_after) / 2)
+                    .max(0)
+                    .unsigned_abs(),
+            ))
+        } else {
+            now
+        };
+        let verdict = rustls::server::ParsedCertificate::try_from(end_entity).and_then(|leaf| {
+            if store.is_empty() {
+                return Err(rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer,
+                ));
+            }
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &leaf,
+                store,
+                intermediates,
+                at,
+                self.provider.signature_verification_algorithms.all,
+            )
+        });
+        match verdict {
+            Ok(()) => ChainStatus::Trusted,
+            Err(_) if subject == issuer => ChainStatus::SelfSigned,
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+                // Follow the chain as sent from the leaf up; where it
+                // stops short of a self-signed root, a certificate is
+                // missing.
+                let sent: Vec<_> = intermediates.iter().filter_map(|c| parsed(c)).collect();
+                let (mut wanted, mut wanted_text) = (issuer, issuer_text);
+                for _ in 0..sent.len() {
+                    match sent.iter().find(|c| c.0 == wanted) {
+                        Some(c) if c.0 == c.1 => {
+                            return ChainStatus::Untrusted(format!(
+                                "its root CA '{}' is not trusted here",
+                                crate::text::escape_str(&c.2)
+                            ));
+                        }
+                        Some(c) => (wanted, wanted_text) = (c.1.clone(), c.2.clone()),
+                        None => break,
+                    }
+                }
+                ChainStatus::Incomplete {
+                    issuer: crate::text::escape_str(&wanted_text),
+                }
+            }
+            Err(rustls::Error::InvalidCertificate(c)) => ChainStatus::Untrusted(cert_problem(&c).0),
+            Err(e) => ChainStatus::Untrusted(tls_problem(&e)),
         }
     }
 }
@@ -591,7 +760,17 @@ impl ServerCertVerifier for Verifier {
             .chain(intermediates)
             .map(|c| c.clone().into_owned())
             .collect();
-        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Presented { chain, verdict });
+        let examined = self
+            .examine
+            .then(|| self.examined(end_entity, intermediates, server_name, now));
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Presented {
+            chain,
+            verdict,
+            examined,
+        });
+        if self.examine {
+            return Ok(ServerCertVerified::assertion());
+        }
         result.map(|(v, _)| v)
     }
     fn verify_tls12_signature(

@@ -47,6 +47,7 @@ fn man_page_carries_the_readme_sections_with_examples_unbroken() {
         ".SH \"USAGE\"",
         ".SH \"AT THE PROMPT\"",
         ".SH \"SCRIPT FORMAT AND META-COMMANDS\"",
+        ".SH \"SERVER CHECK\"",
         ".SH \"EXIT STATUS\"",
         ".SH \"SECURITY\"",
     ] {
@@ -65,6 +66,10 @@ fn man_page_carries_the_readme_sections_with_examples_unbroken() {
     assert!(page.contains("\\fB\\elogin\\fR"), "\\login");
     assert!(page.contains(".TP\n130 / 143\n"), "exit codes");
     assert!(page.contains("STARTTLS never falls back to plaintext"));
+    assert!(
+        page.contains("starttls.P.injection"),
+        "the --check findings"
+    );
     // --help's own examples paragraph (reflowed by roff) is not repeated.
     assert!(!page.contains("Examples:"), "clap's extra section");
     // No text line would be read as a roff request.

@@ -2,6 +2,7 @@
 //! a real Dovecot and a real pseudo-terminal. One test binary, one link.
 
 mod auth_cases;
+mod check_cases;
 mod cli_cases;
 mod compress_cases;
 mod conn_cases;

@@ -42,6 +42,60 @@ pub fn short_lived_pki_for(names: &[&str], days: u64) -> TestPki {
     build_with(names, Lifetime::Days(days))
 }
 
+/// A leaf for `names` issued by an intermediate CA, itself issued by a
+/// fresh root: `ca_pem` is the root (what clients trust),
+/// `cert_chain_pem` the leaf followed by the intermediate (what a server
+/// must send). The second value is the leaf alone: a server that sends
+/// only that has forgotten its intermediate; the third the intermediate
+/// (DER), which a client can trust to talk to such a server anyway.
+pub fn pki_with_intermediate(names: &[&str]) -> (TestPki, String, Vec<u8>) {
+    let ca = |cn: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        p
+    };
+    let root_key = KeyPair::generate().expect("root key");
+    let root_params = ca("imaptalk test root CA");
+    let root = root_params.self_signed(&root_key).expect("self-sign root");
+    let root_issuer = Issuer::new(root_params, root_key);
+    let mid_key = KeyPair::generate().expect("intermediate key");
+    let mut mid_params = ca("imaptalk test intermediate CA");
+    mid_params.use_authority_key_identifier_extension = true;
+    let mid = mid_params
+        .signed_by(&mid_key, &root_issuer)
+        .expect("sign intermediate");
+    let mid_issuer = Issuer::new(mid_params, mid_key);
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = CertificateParams::new(names.clone()).expect("leaf params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    if let Some(first) = names.first() {
+        params
+            .distinguished_name
+            .push(DnType::CommonName, first.as_str());
+    }
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    let leaf = params.signed_by(&leaf_key, &mid_issuer).expect("sign leaf");
+    let pki = TestPki {
+        ca_pem: root.pem(),
+        cert_chain_pem: format!("{}{}", leaf.pem(), mid.pem()),
+        key_pem: leaf_key.serialize_pem(),
+        cert_der: leaf.der().to_vec(),
+        key_der: leaf_key.serialize_der(),
+        ca_der: root.der().to_vec(),
+    };
+    (pki, leaf.pem(), mid.der().to_vec())
+}
+
 /// A self-signed server certificate as `openssl req -x509` makes it:
 /// CA:TRUE, no separate CA. `ca_pem` is the certificate itself.
 pub fn self_signed_for(names: &[&str]) -> TestPki {

@@ -6,6 +6,7 @@ pub mod certs;
 // Dovecot runs on Unix only; on Windows the suite runs without it.
 #[cfg(unix)]
 pub mod dovecot;
+pub mod fake_imap;
 pub mod listen;
 pub mod proxies;
 pub mod scripted;
