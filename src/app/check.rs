@@ -108,6 +108,8 @@ struct Kept {
     /// The certificate verified as it would for a session (a password
     /// may go there).
     verified: Option<String>,
+    /// TLS is up (a plaintext-only port is kept for ID and latency).
+    tls: bool,
 }
 
 /// What one port told about capabilities, for the extension table.
@@ -420,6 +422,7 @@ async fn implicit(
         port: n,
         caps,
         verified,
+        tls: true,
     }))
 }
 
@@ -503,8 +506,14 @@ async fn starttls(
         .with("offered", logins),
     );
     if !offered {
-        imap.close().await;
-        return Ok(None);
+        // Still good for ID and the latency; never for a login.
+        return Ok(Some(Kept {
+            imap,
+            port: n,
+            caps: plain,
+            verified: None,
+            tls: false,
+        }));
     }
     let setup = TlsSetup::for_check(&s.tls)?;
     let took = match imap.starttls(&setup).await {
@@ -580,6 +589,7 @@ async fn starttls(
         port: n,
         caps: tls,
         verified,
+        tls: true,
     }))
 }
 
@@ -1089,6 +1099,17 @@ async fn logged_in(
         .collect();
     let mut caps = crate::protocol::caps::Capabilities::default();
     caps.learn(format!("* CAPABILITY {}", k.caps.join(" ")).as_bytes());
+    if !k.tls {
+        r.add(
+            LOGIN,
+            Finding::fail(
+                "login",
+                format!("not attempted: port {} offers no TLS, and imaptalk never sends a password in plaintext", k.port),
+                "enable TLS on the server (STARTTLS, or port 993)",
+            ),
+        );
+        return;
+    }
     if k.verified.is_none() {
         r.add(
             LOGIN,

@@ -1452,4 +1452,119 @@ mod tests {
             "x\\x1b]0;PWN\\x07\\u{202e}\\x0aimaptalk: OK"
         );
     }
+
+    /// A root, an intermediate it issued and a leaf for `localhost` the
+    /// intermediate issued (`expired`: long ago), as DER.
+    fn chain(expired: bool) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca = |cn: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p
+        };
+        let root_key = KeyPair::generate().unwrap();
+        let root_params = ca("root");
+        let root = root_params.self_signed(&root_key).unwrap();
+        let root_issuer = Issuer::new(root_params, root_key);
+        let mid_key = KeyPair::generate().unwrap();
+        let mid_params = ca("mid");
+        let mid = mid_params.signed_by(&mid_key, &root_issuer).unwrap();
+        let mid_issuer = Issuer::new(mid_params, mid_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, "localhost");
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        let leaf = p.signed_by(&leaf_key, &mid_issuer).unwrap();
+        (root.der().to_vec(), mid.der().to_vec(), leaf.der().to_vec())
+    }
+
+    fn examiner(roots: &[&[u8]]) -> Verifier {
+        let mut store = RootCertStore::empty();
+        for r in roots {
+            store.add(CertificateDer::from(r.to_vec())).unwrap();
+        }
+        Verifier {
+            trust: Trust::Roots {
+                webpki: None,
+                own: Vec::new(),
+                store: Arc::new(store),
+            },
+            provider: provider(),
+            seen: Mutex::new(None),
+            examine: true,
+        }
+    }
+
+    #[test]
+    fn the_check_examines_the_chain_on_its_own() {
+        let now = UnixTime::now();
+        let name = ServerName::try_from("localhost").unwrap();
+        let (root, mid, leaf) = chain(false);
+        let der = |d: &[u8]| CertificateDer::from(d.to_vec());
+        let v = examiner(&[&root]);
+        let full = v.examined(&der(&leaf), &[der(&mid)], &name, now);
+        assert_eq!(full.chain, ChainStatus::Trusted);
+        assert_eq!(full.name, Ok(()));
+        // The intermediate missing: the chain stops at its name.
+        assert_eq!(
+            v.examined(&der(&leaf), &[], &name, now).chain,
+            ChainStatus::Incomplete {
+                issuer: "CN=mid".into()
+            }
+        );
+        // All of it sent, the root not trusted here.
+        let other = examiner(&[&chain(false).2]);
+        match other.chain_status(&der(&leaf), &[der(&mid), der(&root)], now) {
+            ChainStatus::Untrusted(why) => assert!(why.contains("'CN=root'"), "{why}"),
+            s => panic!("{s:?}"),
+        }
+        // Another name: the chain is still fine, the name is not.
+        let elsewhere = ServerName::try_from("imap.example.com").unwrap();
+        let x = v.examined(&der(&leaf), &[der(&mid)], &elsewhere, now);
+        assert_eq!(x.chain, ChainStatus::Trusted);
+        assert!(x.name.unwrap_err().contains("localhost"));
+        // An expired leaf still says its chain is complete (expiry is a
+        // finding of its own).
+        let (root, mid, leaf) = chain(true);
+        let v = examiner(&[&root]);
+        assert_eq!(
+            v.chain_status(&der(&leaf), &[der(&mid)], now),
+            ChainStatus::Trusted
+        );
+        // A self-signed leaf.
+        assert_eq!(
+            v.chain_status(&der(&root), &[], now),
+            ChainStatus::SelfSigned
+        );
+    }
+
+    #[test]
+    fn the_check_accepts_what_it_examines_and_keeps_the_verdict() {
+        let (root, mid, leaf) = chain(false);
+        let v = examiner(&[&root]);
+        let name = ServerName::try_from("localhost").unwrap();
+        // webpki: None stands for "no roots" in a session's verifier: the
+        // verdict is a rejection, yet the check's handshake goes on.
+        let ok = v.verify_server_cert(
+            &CertificateDer::from(leaf.clone()),
+            &[CertificateDer::from(mid)],
+            &name,
+            &[],
+            UnixTime::now(),
+        );
+        assert!(ok.is_ok());
+        let seen = v.seen.lock().unwrap().take().unwrap();
+        assert!(
+            matches!(seen.verdict, Verdict::Rejected(_)),
+            "{:?}",
+            seen.verdict
+        );
+        assert_eq!(seen.examined.unwrap().chain, ChainStatus::Trusted);
+    }
 }

@@ -45,6 +45,7 @@ impl Report {
         }
     }
 
+    #[cfg(unix)]
     fn has(&self, id: &str) -> bool {
         let start = format!("{{\"id\":\"{id}\",");
         self.json.lines().any(|l| l.starts_with(&start))
@@ -192,6 +193,12 @@ fn a_server_that_runs_commands_injected_after_starttls_fails() {
     );
     assert!(r.json.contains("\"result\":\"FAIL\""), "{}", r.json);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
+    // The probe's connection carried STARTTLS and NOOPs, nothing else.
+    let received = server.received.lock().unwrap().clone();
+    assert!(
+        received.iter().any(|l| l.ends_with(" NOOP")),
+        "{received:?}"
+    );
 
     // The same server without the bug: the injected NOOP is dropped.
     let (server, _dir, ca) = fake(Behaviour::default());
@@ -204,6 +211,45 @@ fn a_server_that_runs_commands_injected_after_starttls_fails() {
         ("server.id", "OK"),
     ]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.json, r.stderr);
+}
+
+#[test]
+fn without_tls_no_password_is_sent_and_the_rest_is_still_checked() {
+    let (server, _dir, ca) = fake(Behaviour {
+        plain_caps: "IMAP4rev1 ID AUTH=PLAIN".into(),
+        ..Behaviour::default()
+    });
+    let p = server.port;
+    let r = check(&["--cafile", &ca, "-u", "alice", &local(p)], Some("secret"));
+    r.expect(&[
+        (&format!("starttls.{p}.offered"), "FAIL"),
+        (&format!("starttls.{p}.plaintext-login"), "WARN"),
+        ("login", "FAIL"),
+        ("server.id", "OK"),
+        ("latency", "OK"),
+    ]);
+    assert!(
+        r.finding("login")
+            .contains("never sends a password in plaintext"),
+        "{}",
+        r.json
+    );
+    let received = server.received.lock().unwrap().clone();
+    assert!(
+        received
+            .iter()
+            .all(|l| !l.contains("secret") && !l.contains("LOGIN") && !l.contains("AUTHENTICATE")),
+        "{received:?}"
+    );
+    // Read-only: nothing but these was ever sent.
+    for line in &received {
+        let verb = line.split_whitespace().nth(1).unwrap_or("");
+        assert!(
+            ["CAPABILITY", "NOOP", "ID", "STARTTLS", "LOGOUT"].contains(&verb),
+            "{line}"
+        );
+    }
+    assert_eq!(r.code, Some(1));
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! a slow greeting, NOOPs never answered.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -53,6 +53,8 @@ impl Default for Behaviour {
 /// The running server; stopped when dropped.
 pub struct FakeImap {
     pub port: u16,
+    /// Every command line received, on any connection (TLS decrypted).
+    pub received: Arc<Mutex<Vec<String>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -63,6 +65,8 @@ impl FakeImap {
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -77,7 +81,7 @@ impl FakeImap {
                         accepted = listener.accept() => {
                             let Ok((tcp, _)) = accepted else { continue };
                             let _ = tcp.set_nodelay(true);
-                            tokio::spawn(connection(tcp, b.clone(), tls.clone()));
+                            tokio::spawn(connection(tcp, b.clone(), tls.clone(), log.clone()));
                         }
                     }
                 }
@@ -85,6 +89,7 @@ impl FakeImap {
         });
         FakeImap {
             port,
+            received,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -102,12 +107,14 @@ impl Drop for FakeImap {
     }
 }
 
-async fn connection(mut tcp: TcpStream, b: Arc<Behaviour>, tls: Arc<ServerConfig>) {
+type Log = Arc<Mutex<Vec<String>>>;
+
+async fn connection(mut tcp: TcpStream, b: Arc<Behaviour>, tls: Arc<ServerConfig>, log: Log) {
     if b.implicit {
         let Ok(s) = TlsAcceptor::from(tls).accept(tcp).await else {
             return;
         };
-        session(s, &b, true, Vec::new(), true).await;
+        session(s, &b, true, Vec::new(), true, &log).await;
         return;
     }
     tokio::time::sleep(b.greeting_delay).await;
@@ -123,6 +130,7 @@ async fn connection(mut tcp: TcpStream, b: Arc<Behaviour>, tls: Arc<ServerConfig
         let Some(line) = read_line(&mut tcp, &mut buf).await else {
             return;
         };
+        log.lock().unwrap().push(line.clone());
         let (tag, verb) = split(&line);
         if verb.eq_ignore_ascii_case("STARTTLS") {
             if tcp
@@ -137,7 +145,7 @@ async fn connection(mut tcp: TcpStream, b: Arc<Behaviour>, tls: Arc<ServerConfig
             let Ok(s) = TlsAcceptor::from(tls).accept(tcp).await else {
                 return;
             };
-            session(s, &b, true, pending, false).await;
+            session(s, &b, true, pending, false, &log).await;
             return;
         }
         match answer(&b, &tag, &verb, false) {
@@ -161,6 +169,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     tls: bool,
     mut buf: Vec<u8>,
     greet: bool,
+    log: &Log,
 ) {
     if greet {
         tokio::time::sleep(b.greeting_delay).await;
@@ -175,6 +184,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         let Some(line) = read_line(&mut s, &mut buf).await else {
             return;
         };
+        log.lock().unwrap().push(line.clone());
         let (tag, verb) = split(&line);
         if let Some(reply) = answer(b, &tag, &verb, tls)
             && s.write_all(reply.as_bytes()).await.is_err()
