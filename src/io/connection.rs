@@ -4,7 +4,7 @@
 
 use super::READ_SIZE;
 use super::compress::{Deflate, Stats};
-use super::tls::{TlsInfo, TlsSetup, Via, handshake_via, tls_info};
+use super::tls::{ClientTls, TlsInfo, TlsSetup, Via, handshake_via, tls_info};
 use super::transcript::{Sending, Transcript};
 use crate::error;
 use crate::protocol::framer::{Event, FrameError, Framer};
@@ -16,17 +16,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
 /// The socket, plain or encrypted, and maybe compressed (COMPRESS=DEFLATE).
 pub enum Stream {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<ClientTls>),
     Deflate(Box<Deflate<Stream>>),
 }
 
 impl Stream {
-    fn tls(&self) -> Option<&TlsStream<TcpStream>> {
+    fn tls(&self) -> Option<&ClientTls> {
         match self {
             Stream::Plain(_) => None,
             Stream::Tls(s) => Some(s),
@@ -96,6 +95,10 @@ pub struct Connection {
     /// of its actions: a run of pipelined commands costs one system call
     /// (and one TLS record).
     queued: Vec<u8>,
+    /// How a read that came after others in the same [`fill`](Self::fill)
+    /// ended (the end of the stream, an error): the bytes before it are
+    /// framed first, and the next `fill` reports it.
+    deferred: Option<io::Result<usize>>,
 }
 
 impl Connection {
@@ -108,6 +111,7 @@ impl Connection {
             log: None,
             send_timeout: None,
             queued: Vec::new(),
+            deferred: None,
         }
     }
 
@@ -193,13 +197,17 @@ impl Connection {
         if let Some(log) = &mut self.log {
             log.flush();
         }
-        let buf = self.framer.buffer_mut();
-        buf.reserve(READ_SIZE);
-        let stream = self
-            .stream
-            .as_mut()
-            .ok_or_else(|| error::lost("connection already closed"))?;
-        let n = match stream.read_buf(buf).await {
+        let got = match self.deferred.take() {
+            Some(r) => r,
+            None => {
+                let stream = self
+                    .stream
+                    .as_mut()
+                    .ok_or_else(|| error::lost("connection already closed"))?;
+                read_ready(stream, self.framer.buffer_mut(), &mut self.deferred).await
+            }
+        };
+        let n = match got {
             Ok(n) => n,
             // Servers often close after BYE without a TLS close_notify: the
             // caller decides whether that end was expected.
@@ -322,5 +330,106 @@ impl Connection {
     pub fn tls_summary(&self) -> Option<String> {
         self.tls_info()
             .map(|i| format!("{}, {}", i.version, i.suite))
+    }
+}
+
+/// Reads what the server has sent: waits for the first bytes, then takes
+/// whatever else is already there without waiting, up to about
+/// [`READ_SIZE`]. Over TLS one read returns one record (at most 16 KiB of
+/// plaintext, fed to rustls 4 KiB at a time), so without this a bulk
+/// literal went through the whole session loop — select, framer, output
+/// flush — every 16 KiB, each time a write to stdout and a wake-up of the
+/// runtime, while the server's bytes waited in the socket. Ready(Ok(0))
+/// is the end of the stream. Cancel-safe: pending means nothing was read.
+/// An end or an error after some bytes is kept in `deferred` for the next
+/// call, so that the bytes before it are framed first.
+async fn read_ready(
+    stream: &mut Stream,
+    buf: &mut bytes::BytesMut,
+    deferred: &mut Option<io::Result<usize>>,
+) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let mut total = 0;
+        loop {
+            if buf.capacity() - buf.len() < READ_SIZE / 4 {
+                buf.reserve(READ_SIZE);
+            }
+            let read = {
+                let fut = std::pin::pin!(stream.read_buf(buf));
+                std::future::Future::poll(fut, cx)
+            };
+            match read {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    total += n;
+                    if total >= READ_SIZE {
+                        return Poll::Ready(Ok(total));
+                    }
+                }
+                Poll::Ready(end) if total == 0 => return Poll::Ready(end),
+                Poll::Ready(end) => {
+                    *deferred = Some(end);
+                    return Poll::Ready(Ok(total));
+                }
+                Poll::Pending if total == 0 => return Poll::Pending,
+                Poll::Pending => return Poll::Ready(Ok(total)),
+            }
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A server that sends its last lines and closes at once: the lines
+    /// arrive in the same read as the end of the stream, and must still
+    /// be framed before the end is reported.
+    #[test]
+    fn bytes_read_together_with_the_end_are_framed_first() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let body = vec![b'x'; 3 * READ_SIZE];
+                let mut bytes = format!("* 1 FETCH (BODY[] {{{}}}\r\n", body.len()).into_bytes();
+                bytes.extend_from_slice(&body);
+                bytes.extend_from_slice(b")\r\n* BYE bye\r\n");
+                s.write_all(&bytes).await.unwrap();
+                s.shutdown().await.unwrap();
+            });
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            server.await.unwrap();
+            let mut conn = Connection::new(Stream::Plain(tcp), addr.to_string());
+            let mut literal = 0;
+            let mut lines = Vec::new();
+            let mut fills = 0;
+            loop {
+                let more = conn.fill().await.unwrap();
+                while let Some(ev) = conn.next_event().unwrap() {
+                    match ev {
+                        Event::Literal { data, .. } => literal += data.len(),
+                        Event::Line { data, .. } => lines.push(data.to_vec()),
+                    }
+                }
+                if !more {
+                    break;
+                }
+                fills += 1;
+                // Each read takes what is there, up to about READ_SIZE.
+                assert!(conn.framer.buffer_mut().capacity() <= 3 * READ_SIZE);
+            }
+            assert_eq!(literal, 3 * READ_SIZE);
+            assert_eq!(lines.last().map(Vec::as_slice), Some(&b"* BYE bye\r\n"[..]));
+            // Taken in READ_SIZE pieces, not 16 KiB ones.
+            assert!(fills <= 5, "{fills} reads");
+            assert!(!conn.fill().await.unwrap());
+        });
     }
 }
