@@ -36,8 +36,15 @@ pub enum Next<'a> {
 }
 
 /// Whether the next input may be sent while `in_flight` commands are
-/// outstanding, `held` saying one of them is sent alone.
-pub fn may_send(next: Next<'_>, in_flight: usize, held: bool) -> bool {
+/// outstanding, `held` saying one of them is sent alone; `alone` is
+/// [`line_alone`] (or a cache of it: the same line is asked about after
+/// every response until it can go).
+pub fn may_send(
+    next: Next<'_>,
+    in_flight: usize,
+    held: bool,
+    alone: impl FnOnce(&[u8]) -> bool,
+) -> bool {
     if in_flight == 0 {
         return true;
     }
@@ -47,7 +54,7 @@ pub fn may_send(next: Next<'_>, in_flight: usize, held: bool) -> bool {
     match next {
         Next::Pending => true,
         Next::End => false,
-        Next::Line(line) => !line_alone(line),
+        Next::Line(line) => !alone(line),
     }
 }
 
@@ -55,7 +62,7 @@ pub fn may_send(next: Next<'_>, in_flight: usize, held: bool) -> bool {
 /// way it will be sent; blank lines and comments are never sent, and a
 /// line that cannot be sent as written fails only once the earlier
 /// commands completed, as it would without pipelining.
-fn line_alone(line: &[u8]) -> bool {
+pub fn line_alone(line: &[u8]) -> bool {
     let trimmed = line.trim_ascii();
     if trimmed.is_empty() || trimmed.starts_with(b"#") {
         return false;
@@ -109,7 +116,7 @@ mod tests {
 
     #[test]
     fn lines_are_read_as_they_will_be_sent() {
-        let may = |line: &[u8], n, held| may_send(Next::Line(line), n, held);
+        let may = |line: &[u8], n, held| may_send(Next::Line(line), n, held, line_alone);
         assert!(may(b"FETCH 1 FLAGS", 3, false));
         assert!(may(b"a7 uid fetch 1 FLAGS", 3, false));
         assert!(!may(b"login alice secret", 3, false));
@@ -128,16 +135,16 @@ mod tests {
 
     #[test]
     fn the_window_bounds_what_is_in_flight() {
-        assert!(may_send(Next::Line(b"NOOP"), WINDOW - 1, false));
-        assert!(!may_send(Next::Line(b"NOOP"), WINDOW, false));
-        assert!(!may_send(Next::Pending, WINDOW, false));
+        assert!(may_send(Next::Line(b"NOOP"), WINDOW - 1, false, line_alone));
+        assert!(!may_send(Next::Line(b"NOOP"), WINDOW, false, line_alone));
+        assert!(!may_send(Next::Pending, WINDOW, false, line_alone));
     }
 
     #[test]
     fn end_of_input_waits_for_everything() {
-        assert!(!may_send(Next::End, 1, false));
-        assert!(may_send(Next::End, 0, false));
-        assert!(may_send(Next::Pending, 5, false));
+        assert!(!may_send(Next::End, 1, false, line_alone));
+        assert!(may_send(Next::End, 0, false, line_alone));
+        assert!(may_send(Next::Pending, 5, false, line_alone));
     }
 
     #[test]

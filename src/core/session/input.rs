@@ -78,7 +78,18 @@ impl Core {
             && pipeline::may_send(
                 pipeline::peek(&self.input, self.input_eof),
                 self.outstanding.len(),
-                self.outstanding.iter().any(|o| o.alone),
+                self.outstanding.holds_alone(),
+                |line| {
+                    let mut cache = self.alone_cache.borrow_mut();
+                    match &*cache {
+                        Some((l, alone)) if l.as_slice() == line => *alone,
+                        _ => {
+                            let alone = pipeline::line_alone(line);
+                            *cache = Some((line.to_vec(), alone));
+                            alone
+                        }
+                    }
+                },
             )
     }
 
@@ -280,9 +291,7 @@ impl Core {
                 if self.refused.as_deref() == Some(&tag) {
                     self.refused = None;
                 }
-                if let Some(o) = self.outstanding.iter_mut().find(|o| o.tag == tag) {
-                    o.sent = true;
-                }
+                self.outstanding.mark_sent(&tag);
             }
         }
     }
@@ -530,10 +539,8 @@ impl Core {
     /// A command line made ready to send; nothing is sent yet.
     pub(super) fn prepare(&mut self, line: &[u8]) -> anyhow::Result<Prepared> {
         let outstanding = &self.outstanding;
-        command::prepare(line, &mut self.tagger, |t| {
-            outstanding.iter().any(|o| same_tag(&o.tag, t))
-        })
-        .map_err(|e| error::usage(format!("in the input: {}", command::input_error(&e))))
+        command::prepare(line, &mut self.tagger, |t| outstanding.in_use(t))
+            .map_err(|e| error::usage(format!("in the input: {}", command::input_error(&e))))
     }
 
     pub(super) fn send_line(&mut self, p: Prepared) {
@@ -567,7 +574,7 @@ impl Core {
         let mut wire = p.wire.clone();
         wire.extend_from_slice(b"\r\n");
         let verb = p.verb;
-        self.outstanding.push_back(Outstanding {
+        self.outstanding.push(Outstanding {
             tag: p.tag.clone(),
             name: p.name.clone(),
             verb,
@@ -605,7 +612,7 @@ impl Core {
                 escape_str(&self.cfg.host)
             ));
         }
-        self.echo(masked(&p));
+        self.echo_with(|| masked(&p));
         // The transcript gets the masked line whenever it may hide a secret.
         let shown = (verb.secret() != command::Secret::None).then(|| masked(&p));
         self.send(wire, Log::Line(shown));

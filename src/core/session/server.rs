@@ -5,11 +5,12 @@
 use super::*;
 
 impl Core {
-    pub(super) fn on_response(&mut self, head: Head, text: String) {
+    /// `line`: the response's first line as received.
+    pub(super) fn on_response(&mut self, head: Head, line: &[u8]) {
         match head.kind {
             Kind::Continuation => self.on_continuation(),
-            Kind::Tagged { tag, status } => self.on_completion(&tag, status, &text),
-            Kind::Untagged(Status::Bye) => self.bye = Some(text),
+            Kind::Tagged { tag, status } => self.on_completion(&tag, status, line),
+            Kind::Untagged(Status::Bye) => self.bye = Some(line_text(line)),
             Kind::Untagged(_) => {}
         }
     }
@@ -50,14 +51,9 @@ impl Core {
         }
     }
 
-    pub(super) fn on_completion(&mut self, raw_tag: &[u8], status: Status, text: &str) {
+    pub(super) fn on_completion(&mut self, raw_tag: &[u8], status: Status, line: &[u8]) {
         let tag = &*String::from_utf8_lossy(raw_tag);
-        let Some(o) = self
-            .outstanding
-            .iter()
-            .position(|o| same_tag(&o.tag, tag))
-            .and_then(|i| self.outstanding.remove(i))
-        else {
+        let Some(o) = self.outstanding.complete(tag) else {
             if self.stray_tag.warn() {
                 self.notice(format!(
                     "warning: the server completed tag '{}', which is not outstanding; ignored",
@@ -75,7 +71,8 @@ impl Core {
         if !o.sent {
             if !failed {
                 return self.fail(error::lost(format!(
-                    "protocol error: the server completed {tag} before the command was fully sent: {text}"
+                    "protocol error: the server completed {tag} before the command was fully sent: {}",
+                    line_text(line)
                 )));
             }
             self.refused_while_sending(&o);
