@@ -771,7 +771,7 @@ fn certificate(r: &mut Report, g: &str, n: u16, p: Option<Presented>, name: &str
             .with("status", "self-signed"),
             ChainStatus::Incomplete { issuer } => Finding::fail(
                 id,
-                format!("incomplete: the server does not send the certificate of the issuer '{issuer}' (its intermediate CA), and it is not trusted here ({sent})"),
+                format!("incomplete: the chain stops at the issuer '{issuer}', whose certificate the server does not send and which is not trusted here: an intermediate certificate is missing, or this is a private CA ({sent})"),
                 "configure the full chain, the server's certificate followed by its intermediates (the 'fullchain.pem' of Let's Encrypt; Dovecot: ssl_cert = </path/fullchain.pem); for a private CA, give it with --cafile",
             )
             .with("status", "incomplete")
@@ -1134,7 +1134,11 @@ async fn logged_in(
     let start = Instant::now();
     let result = k.imap.login(&l, &caps).await;
     let took = start.elapsed();
-    let user = escape_str(&login.user);
+    let user = if login.user.is_empty() {
+        "(no user)".to_string()
+    } else {
+        escape_str(&login.user)
+    };
     let mech_name =
         |m: Option<crate::core::sasl::Mechanism>| m.map_or(Value::Null, |m| Value::from(m.name()));
     let used = match &result {

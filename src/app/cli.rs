@@ -1017,6 +1017,54 @@ mod tests {
     }
 
     #[test]
+    fn check_ports_and_flags() {
+        let ports = |a: &[&str]| {
+            let mut v = vec!["--check"];
+            v.extend_from_slice(a);
+            settings(&v)
+                .unwrap()
+                .check
+                .unwrap()
+                .ports
+                .iter()
+                .map(|p| (p.number, p.implicit))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ports(&["h"]), [(143, false), (993, true)]);
+        assert_eq!(ports(&["h:993"]), [(993, true)]);
+        assert_eq!(ports(&["h:1143"]), [(1143, false)]);
+        assert_eq!(ports(&["[::1]:1993", "--tls"]), [(1993, true)]);
+        assert_eq!(ports(&["--tls", "h"]), [(993, true)]);
+        assert_eq!(ports(&["--starttls", "h"]), [(143, false)]);
+        assert_eq!(ports(&["--starttls", "h:993"]), [(993, false)]);
+        assert_eq!(ports(&["imaps://h"]), [(993, true)]);
+        assert_eq!(ports(&["imap://h/"]), [(143, false)]);
+        assert!(settings(&["h"]).unwrap().check.is_none());
+        let c = settings(&["--check", "--json", "--strict", "h"])
+            .unwrap()
+            .check
+            .unwrap();
+        assert!(c.json && c.strict);
+        // The check logs in over TLS only: the plaintext rule has nothing
+        // to refuse, whatever the port.
+        assert!(settings(&["--check", "-u", "bob", "mail.example.com"]).is_ok());
+        for args in [
+            &["--check", "--insecure", "h"][..],
+            &["--json", "h"],
+            &["--strict", "h"],
+            &["--check", "--listen", "0", "h"],
+            &["--check", "--show-certs", "h:993"],
+            &["--check", "--expiry-warn", "9", "h:993"],
+            &["--check", "-c", "NOOP", "h"],
+            &["--check", "--allow-plaintext-auth", "h"],
+        ] {
+            let mut v = vec!["imaptalk"];
+            v.extend_from_slice(args);
+            assert!(Cli::try_parse_from(v).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
     fn spool_limit_sizes() {
         assert_eq!(parse_size("1048576"), Ok(1 << 20));
         assert_eq!(parse_size("512K"), Ok(512 << 10));

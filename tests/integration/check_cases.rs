@@ -304,6 +304,66 @@ fn a_slow_server_gives_findings_not_a_hang() {
     assert_eq!(r.code, Some(1));
 }
 
+/// A fake server with this certificate, over implicit TLS.
+fn fake_with(pki: &certs::TestPki) -> FakeImap {
+    FakeImap::start(
+        Behaviour {
+            implicit: true,
+            ..Behaviour::default()
+        },
+        certs::rustls_server_config(pki),
+    )
+}
+
+#[test]
+fn every_certificate_problem_is_a_finding_of_its_own() {
+    // Self-signed, expired and for another name: a session stops at the
+    // first; the check reports all three, and the rest of the port.
+    let pki = certs::expired_self_signed_for(&["imap.test"]);
+    let server = fake_with(&pki);
+    let p = server.port;
+    let r = check(&["--tls", &local(p)], None);
+    r.expect(&[
+        (&format!("tls.{p}.chain"), "FAIL"),
+        (&format!("tls.{p}.expiry"), "FAIL"),
+        (&format!("tls.{p}.name"), "FAIL"),
+        (&format!("tls.{p}.key"), "OK"),
+        (&format!("tls.{p}.negotiated"), "OK"),
+        (&format!("greeting.{p}"), "OK"),
+        ("latency", "OK"),
+    ]);
+    assert!(
+        r.finding(&format!("tls.{p}.chain"))
+            .contains("\"status\":\"self-signed\""),
+        "{}",
+        r.json
+    );
+    assert!(
+        r.finding(&format!("tls.{p}.expiry")).contains("expired"),
+        "{}",
+        r.json
+    );
+    assert!(
+        r.finding(&format!("tls.{p}.name")).contains("imap.test"),
+        "{}",
+        r.json
+    );
+
+    // Pinned, a self-signed certificate is trusted here, yet clients
+    // would refuse it: a WARN.
+    let pki = certs::self_signed_for(&["localhost"]);
+    let server = fake_with(&pki);
+    let p = server.port;
+    let pin = certs::pin_of(&pki.cert_der);
+    let r = check(&["--tls", "--pin", &pin, &format!("localhost:{p}")], None);
+    r.expect(&[
+        (&format!("tls.{p}.chain"), "WARN"),
+        (&format!("tls.{p}.name"), "OK"),
+        (&format!("tls.{p}.expiry"), "OK"),
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.json);
+}
+
 #[test]
 fn nothing_listening_is_exit_3_with_a_report() {
     let port = {
