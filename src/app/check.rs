@@ -137,8 +137,8 @@ async fn check(s: &Settings, opts: &CheckOptions) -> Result<(Report, bool)> {
     // error before anything is connected.
     TlsSetup::for_check(&s.tls)?;
     let reachable = reachability(s, opts, step, &mut r).await;
-    let mut kept: Option<Kept> = None;
     let mut seen = Seen::default();
+    let mut deep_done = false;
     // 993 first: a login goes there when it can.
     let mut order = opts.ports.clone();
     order.sort_by_key(|p| !p.implicit);
@@ -151,13 +151,20 @@ async fn check(s: &Settings, opts: &CheckOptions) -> Result<(Report, bool)> {
         } else {
             starttls(s, p, step, &mut r, &mut seen).await?
         };
-        match (got, &kept) {
-            (Some(k), None) => kept = Some(k),
-            (Some(k), Some(_)) => k.imap.logout().await,
-            (None, _) => {}
+        // At once, on the first session that works: a server may end an
+        // idle connection before the other port's checks are done.
+        match got {
+            Some(k) if !deep_done => {
+                deep(s, Some(k), &mut r, &mut seen).await;
+                deep_done = true;
+            }
+            Some(k) => k.imap.logout().await,
+            None => {}
         }
     }
-    deep(s, kept, &mut r, &mut seen).await;
+    if !deep_done {
+        deep(s, None, &mut r, &mut seen).await;
+    }
     if seen.plain.is_some() || seen.tls.is_some() {
         let mut columns: Vec<(&str, Option<&[String]>)> = Vec::new();
         if opts.ports.iter().any(|p| !p.implicit) {

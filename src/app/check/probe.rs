@@ -23,6 +23,12 @@ use std::time::{Duration, Instant};
 /// not kept): `--check` reads LIST and ID, never message bodies.
 const KEEP: usize = 16 * 1024;
 
+/// A response longer than this, or a command answered with more
+/// responses than [`MAX_RESPONSES`], is an error: a server that streams
+/// without end must not keep the check from ending.
+const MAX_RESPONSE: u64 = 16 << 20;
+const MAX_RESPONSES: usize = 1_000_000;
+
 /// One whole response: its status and kind, and its bytes (line pieces
 /// and literal data, line ends included) up to [`KEEP`].
 #[derive(Debug, Clone)]
@@ -165,12 +171,24 @@ impl Imap {
     pub async fn read(&mut self) -> Result<Response> {
         let mut kind = None;
         let mut bytes = Vec::new();
+        let mut total = 0u64;
         loop {
             while let Some(ev) = self
                 .conn
                 .next_event()
                 .map_err(|e| error::lost(e.to_string()))?
             {
+                let len = match &ev {
+                    Event::Line { data, .. } | Event::Literal { data, .. } => data.len(),
+                };
+                total = total.saturating_add(len as u64);
+                if total > MAX_RESPONSE {
+                    return Err(error::lost(format!(
+                        "{} sent a response of more than {}",
+                        self.conn.peer,
+                        crate::text::size(MAX_RESPONSE)
+                    )));
+                }
                 match ev {
                     Event::Line { data, head, end } => {
                         if let Some(h) = head {
@@ -227,7 +245,7 @@ impl Imap {
     /// The responses up to the completion tagged `tag`.
     async fn answer(&mut self, tag: &str) -> Result<Answer> {
         let mut data = Vec::new();
-        loop {
+        for _ in 0..MAX_RESPONSES {
             let r = self.read().await?;
             if r.tagged(tag) {
                 return Ok(Answer { data, done: r });
@@ -242,6 +260,14 @@ impl Imap {
                 data.push(r);
             }
         }
+        Err(self.endless())
+    }
+
+    fn endless(&self) -> anyhow::Error {
+        error::lost(format!(
+            "{} sent more than {MAX_RESPONSES} responses to one command",
+            self.conn.peer
+        ))
     }
 
     /// Times `NOOP` round trips; stops at the first that fails.
@@ -332,7 +358,7 @@ impl Imap {
         }
         // Responses come in order: if the injected NOOP ran, its
         // completion comes before ours.
-        loop {
+        for _ in 0..MAX_RESPONSES {
             match self.read().await {
                 Ok(r) if r.tagged(&injected) => return Injection::Executed,
                 Ok(r) if r.tagged(&own) => return Injection::Refused,
@@ -340,6 +366,7 @@ impl Imap {
                 Err(e) => return Injection::Closed(error::message(&e)),
             }
         }
+        Injection::Closed(error::message(&self.endless()))
     }
 
     /// Logs in over this (TLS) connection with the strongest mechanism
@@ -412,7 +439,7 @@ impl Imap {
             Some(first)
         };
         let mut rounds = 0;
-        loop {
+        for _ in 0..MAX_RESPONSES {
             let r = self.read().await.map_err(fail)?;
             if r.tagged(&tag) {
                 if r.status() == Some(Status::Ok)
@@ -469,6 +496,7 @@ impl Imap {
                 .await
                 .map_err(fail)?;
         }
+        Err((Some(mech), error::message(&self.endless())))
     }
 
     /// LOGOUT, then a polite close, without caring how it goes.

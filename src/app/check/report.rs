@@ -284,7 +284,7 @@ impl Report {
         json_str(&self.server, &mut out);
         let _ = write!(
             out,
-            ",\"version\":\"{}\",\"result\":\"{}\",\"counts\":{{\"ok\":{ok},\"warn\":{warn},\"fail\":{fail}}},\"findings\":[",
+            ",\"imaptalk\":\"{}\",\"result\":\"{}\",\"counts\":{{\"ok\":{ok},\"warn\":{warn},\"fail\":{fail}}},\"findings\":[",
             env!("CARGO_PKG_VERSION"),
             self.worst().name()
         );
