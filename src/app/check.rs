@@ -134,8 +134,9 @@ async fn check(s: &Settings, opts: &CheckOptions) -> Result<(Report, bool)> {
         r.group(g);
     }
     // Built once: a --cert or --cafile that cannot be used is a usage
-    // error before anything is connected.
-    TlsSetup::for_check(&s.tls)?;
+    // error before anything is connected, and --keylog warns once. One
+    // handshake at a time uses it (each records what it was shown).
+    let setup = TlsSetup::for_check(&s.tls)?;
     let reachable = reachability(s, opts, step, &mut r).await;
     let mut seen = Seen::default();
     let mut deep_done = false;
@@ -147,9 +148,9 @@ async fn check(s: &Settings, opts: &CheckOptions) -> Result<(Report, bool)> {
             continue;
         }
         let got = if p.implicit {
-            implicit(s, p, step, &mut r, &mut seen).await?
+            implicit(s, p, step, &setup, &mut r, &mut seen).await?
         } else {
-            starttls(s, p, step, &mut r, &mut seen).await?
+            starttls(s, p, step, &setup, &mut r, &mut seen).await?
         };
         // At once, on the first session that works: a server may end an
         // idle connection before the other port's checks are done.
@@ -371,13 +372,13 @@ async fn implicit(
     s: &Settings,
     p: Port,
     step: Duration,
+    setup: &TlsSetup,
     r: &mut Report,
     seen: &mut Seen,
 ) -> Result<Option<Kept>> {
     let g = group_of(p);
     let n = p.number;
-    let setup = TlsSetup::for_check(&s.tls)?;
-    let (mut imap, took) = match Imap::connect(&s.connect, n, Some(&setup), step).await {
+    let (mut imap, took) = match Imap::connect(&s.connect, n, Some(setup), step).await {
         Ok(x) => x,
         Err(e) => {
             r.add(
@@ -441,6 +442,7 @@ async fn starttls(
     s: &Settings,
     p: Port,
     step: Duration,
+    setup: &TlsSetup,
     r: &mut Report,
     seen: &mut Seen,
 ) -> Result<Option<Kept>> {
@@ -522,8 +524,7 @@ async fn starttls(
             tls: false,
         }));
     }
-    let setup = TlsSetup::for_check(&s.tls)?;
-    let took = match imap.starttls(&setup).await {
+    let took = match imap.starttls(setup).await {
         Ok(t) => t,
         Err(why) => {
             r.add(
@@ -536,7 +537,7 @@ async fn starttls(
             );
             certificate(r, &g, n, setup.take_presented(), setup.name());
             imap.close().await;
-            injection(s, p, step, r, false).await;
+            injection(s, p, step, setup, r, false).await;
             versions(s, p, step, r).await;
             return Ok(None);
         }
@@ -557,7 +558,7 @@ async fn starttls(
                 ),
             );
             imap.close().await;
-            injection(s, p, step, r, true).await;
+            injection(s, p, step, setup, r, true).await;
             versions(s, p, step, r).await;
             return Ok(None);
         }
@@ -589,7 +590,7 @@ async fn starttls(
         .with("only_plaintext", gone)
         .with("only_tls", new),
     );
-    injection(s, p, step, r, true).await;
+    injection(s, p, step, setup, r, true).await;
     versions(s, p, step, r).await;
     Ok(Some(Kept {
         imap,
@@ -932,17 +933,23 @@ async fn versions(s: &Settings, p: Port, step: Duration, r: &mut Report) {
 }
 
 /// The STARTTLS command-injection probe, on a connection of its own.
-async fn injection(s: &Settings, p: Port, step: Duration, r: &mut Report, starttls_works: bool) {
+async fn injection(
+    s: &Settings,
+    p: Port,
+    step: Duration,
+    setup: &TlsSetup,
+    r: &mut Report,
+    starttls_works: bool,
+) {
     let g = group_of(p);
     let n = p.number;
     let id = format!("starttls.{n}.injection");
     let outcome = async {
-        let setup = TlsSetup::for_check(&s.tls).map_err(|e| error::message(&e))?;
         let (mut imap, _) = Imap::connect(&s.connect, n, None, step)
             .await
             .map_err(|e| error::message(&e))?;
         imap.read().await.map_err(|e| error::message(&e))?;
-        let got = imap.injection_probe(&setup).await;
+        let got = imap.injection_probe(setup).await;
         imap.close().await;
         Ok::<_, String>(got)
     }

@@ -260,8 +260,18 @@ fn capabilities_that_change_under_tls_are_a_warning() {
         ..Behaviour::default()
     });
     let p = server.port;
-    let r = check(&["--cafile", &ca, &local(p)], None);
+    let keys = tempfile::tempdir().expect("tempdir");
+    let keylog = keys.path().join("keys.log");
+    let keylog = keylog.display().to_string();
+    let r = check(&["--cafile", &ca, "--keylog", &keylog, &local(p)], None);
     r.expect(&[(&format!("caps.{p}.changed"), "WARN")]);
+    // --keylog warns once, however many handshakes the check makes.
+    assert_eq!(
+        r.stderr.matches("TLS session keys are written").count(),
+        1,
+        "{}",
+        r.stderr
+    );
     let f = r.finding(&format!("caps.{p}.changed"));
     assert!(
         f.contains("\"only_plaintext\":[\"IDLE\",\"MOVE\"]")
