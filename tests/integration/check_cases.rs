@@ -375,6 +375,42 @@ fn every_certificate_problem_is_a_finding_of_its_own() {
 }
 
 #[test]
+fn through_a_proxy_the_server_is_checked_behind_it() {
+    use crate::support::proxies::{Behaviour as ProxyBehaviour, Kind, TestProxy};
+    let (server, _dir, ca) = fake(Behaviour::default());
+    let p = server.port;
+    let proxy = TestProxy::start(ProxyBehaviour {
+        kind: Kind::Socks5,
+        creds: None,
+        refuse: false,
+    });
+    let url = proxy.url("socks5h", None);
+    let r = check(
+        &["--proxy", &url, "--cafile", &ca, &format!("localhost:{p}")],
+        None,
+    );
+    r.expect(&[
+        (&format!("reach.{p}.proxy"), "OK"),
+        (&format!("greeting.{p}"), "OK"),
+        (&format!("tls.{p}.chain"), "OK"),
+        (&format!("starttls.{p}.injection"), "OK"),
+        (&format!("tls.{p}.tls12"), "OK"),
+        ("latency", "OK"),
+    ]);
+    // The proxy resolves the name: no DNS finding of imaptalk's own.
+    assert!(!r.json.contains("{\"id\":\"dns\""), "{}", r.json);
+    assert!(
+        proxy
+            .seen()
+            .iter()
+            .all(|s| s == &format!("socks5 name localhost:{p}")),
+        "{:?}",
+        proxy.seen()
+    );
+    assert_eq!(r.code, Some(0), "{}", r.json);
+}
+
+#[test]
 fn nothing_listening_is_exit_3_with_a_report() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
