@@ -7,7 +7,10 @@
 //! For scripts (scripts/bench): `--big-mib N` also delivers an N MiB
 //! message to alice's folder `Big`, and `--env-file FILE` writes
 //! `PLAIN_PORT=…`, `TLS_PORT=…` and `CA=…` lines to FILE once the server
-//! is ready.
+//! is ready. For scripts/bench's scaling section: `--fill NAME=N`
+//! (repeatable) gives alice a folder NAME of N small messages, some
+//! `\Seen`, some `\Flagged`; `--folders N` gives bob N empty folders
+//! (`Tree.000001-box` …) for a LIST of N names.
 //!
 //! Needs Dovecot 2.3 (Debian: dovecot-imapd). Nothing of the system Dovecot
 //! is used or touched.
@@ -35,13 +38,26 @@ fn main() {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (big_mib, env_file) = options();
+    let opts = options();
     let server = Dovecot::start();
     deliver_demo_mail(&server);
-    if let Some(mib) = big_mib {
+    if let Some(mib) = opts.big_mib {
         server.deliver("alice", "Big", &big_message(mib));
     }
-    if let Some(path) = env_file {
+    for (name, count) in &opts.fill {
+        server.fill("alice", name, *count, small_message, |i| match i {
+            _ if i % 7 == 0 => "FS",
+            _ if i % 3 == 0 => "S",
+            _ => "",
+        });
+    }
+    if opts.folders > 0 {
+        server.create_folders(
+            "bob",
+            (1..=opts.folders).map(|i| format!("Tree.{i:06}-box")),
+        );
+    }
+    if let Some(path) = opts.env_file {
         let env = format!(
             "PLAIN_PORT={}\nTLS_PORT={}\nCA={}\n",
             server.plain_port(),
@@ -90,21 +106,56 @@ async fn main() {
 }
 
 #[cfg(unix)]
-/// `--big-mib N` and `--env-file FILE`.
-fn options() -> (Option<usize>, Option<PathBuf>) {
-    let (mut big, mut env) = (None, None);
+#[derive(Default)]
+struct Options {
+    big_mib: Option<usize>,
+    env_file: Option<PathBuf>,
+    /// `--fill NAME=N`: alice's folder NAME gets N small messages.
+    fill: Vec<(String, usize)>,
+    /// `--folders N`: bob gets N empty folders.
+    folders: usize,
+}
+
+#[cfg(unix)]
+fn options() -> Options {
+    let usage = || -> ! {
+        eprintln!(
+            "usage: demo_server [--big-mib N] [--env-file FILE] [--fill NAME=N]... [--folders N]"
+        );
+        std::process::exit(2);
+    };
+    let mut o = Options::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
         match arg.as_str() {
-            "--big-mib" => big = args.next().and_then(|n| n.parse().ok()),
-            "--env-file" => env = args.next().map(PathBuf::from),
-            _ => {
-                eprintln!("usage: demo_server [--big-mib N] [--env-file FILE]");
-                std::process::exit(2);
+            "--big-mib" => o.big_mib = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--env-file" => o.env_file = Some(PathBuf::from(value())),
+            "--fill" => {
+                let v = value();
+                let (name, n) = v.split_once('=').unwrap_or_else(|| usage());
+                let n = n.parse().unwrap_or_else(|_| usage());
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    usage();
+                }
+                o.fill.push((name.to_string(), n));
             }
+            "--folders" => o.folders = value().parse().unwrap_or_else(|_| usage()),
+            _ => usage(),
         }
     }
-    (big, env)
+    o
+}
+
+#[cfg(unix)]
+/// Message `i` of a `--fill` folder: a few headers and a line (~250 bytes).
+fn small_message(i: usize) -> Vec<u8> {
+    format!(
+        "Date: Mon, 1 Jun 2026 09:00:00 +0000\r\nFrom: bob@example.org\r\n\
+         To: alice@example.org\r\nSubject: Message {i}\r\n\
+         Message-ID: <fill-{i}@example.org>\r\n\r\nMessage number {i}.\r\n"
+    )
+    .into_bytes()
 }
 
 #[cfg(unix)]
