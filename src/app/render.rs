@@ -92,7 +92,14 @@ enum Mode {
 struct Text {
     color: bool,
     escaper: Escaper,
+    /// Rendered text not yet written: complete lines, and the start of a
+    /// line until it is complete or longer than [`HELD_LINE`].
     pending: String,
+    /// What was written last ends in the middle of a line (a piece of a
+    /// long one), on stdout or stderr: the terminal's cursor is not at
+    /// the start of a line. (The screen thread ends every piece it prints
+    /// with a line end, so never for the REPL.)
+    mid_line: bool,
     /// Style of the line being rendered (the first line of a response).
     style: Option<Style>,
     sink: TextSink,
@@ -101,6 +108,14 @@ struct Text {
     /// The literal being received is cut short.
     cut: Option<Cut>,
 }
+
+/// The start of a line that is held until its end comes, so that lines are
+/// written whole; a longer one is written in pieces as it arrives, so that
+/// memory and the cost of looking for its end stay flat however long the
+/// server makes it (a SEARCH of a million numbers, an endless line). At
+/// the prompt each piece ends a row, so a line break shows where it was
+/// cut; on stdout nothing is added.
+const HELD_LINE: usize = 64 * 1024;
 
 /// On a terminal, a literal longer than this is cut short (unless `--full`).
 pub const CUT_LITERAL: u64 = 64 * 1024;
@@ -228,6 +243,7 @@ impl Output {
                 color,
                 escaper: Escaper::default(),
                 pending: String::new(),
+                mid_line: false,
                 style: None,
                 sink,
                 full: false,
@@ -256,7 +272,7 @@ impl Output {
             Mode::Discard => Ok(()),
             Mode::Text(t) => {
                 t.event(ev, note);
-                if t.pending.len() > 64 * 1024 {
+                if t.pending.len() > HELD_LINE {
                     t.flush_lines(false)?;
                 }
                 Ok(())
@@ -269,6 +285,19 @@ impl Output {
             Mode::Raw(w, name) => w.flush().map_err(|e| named(e, name)),
             Mode::Text(t) => t.flush_lines(false),
             Mode::Discard => Ok(()),
+        }
+    }
+
+    /// Before a message of imaptalk's own: what is pending is written, and
+    /// a long line already partly written on stdout is ended, so that the
+    /// message is not drawn into it (the line goes on below).
+    fn flush_for_own_text(&mut self) {
+        let _ = self.flush();
+        if let Mode::Text(t) = &mut self.mode
+            && t.mid_line
+        {
+            t.pending.push('\n');
+            let _ = t.flush_lines(true);
         }
     }
 
@@ -286,7 +315,7 @@ impl Output {
 
     /// A message from imaptalk itself (never mixed into raw server bytes).
     pub fn notice(&mut self, msg: &str) {
-        let _ = self.flush();
+        self.flush_for_own_text();
         match &mut self.mode {
             Mode::Text(Text {
                 sink: TextSink::Printer(tx),
@@ -309,7 +338,7 @@ impl Output {
 
     /// Text from imaptalk for the user to read (help), as it is.
     pub fn message(&mut self, text: &str) {
-        let _ = self.flush();
+        self.flush_for_own_text();
         match &mut self.mode {
             Mode::Text(Text {
                 sink: TextSink::Printer(tx),
@@ -331,7 +360,7 @@ impl Output {
     /// among the server's lines, where it went, in the form `--echo`
     /// gives it.
     pub fn sent(&mut self, line: &str) {
-        let _ = self.flush();
+        self.flush_for_own_text();
         let Mode::Text(text) = &mut self.mode else {
             return;
         };
@@ -432,9 +461,7 @@ impl Text {
         let text = cut.progress();
         if first && matches!(self.sink, TextSink::Stdout(_)) {
             // The progress goes on a line of its own, below what was shown.
-            if !self.pending.is_empty() && !self.pending.ends_with('\n') {
-                self.pending.push('\n');
-            }
+            self.end_line();
             let _ = self.flush_lines(true);
         }
         // Plain text: the editor measures the prompt it is drawn with.
@@ -455,9 +482,7 @@ impl Text {
 
     /// Says on a line of its own that a literal was cut short.
     fn cut_note(&mut self, cut: &Cut) {
-        if !self.pending.is_empty() && !self.pending.ends_with('\n') {
-            self.pending.push('\n');
-        }
+        self.end_line();
         let note = cut.note();
         if self.color {
             let s = Style::new().dimmed();
@@ -467,13 +492,33 @@ impl Text {
         }
     }
 
-    /// Writes out complete lines (or everything, with `all`).
+    /// Ends the line being shown, if it is not ended: what comes next
+    /// (a note, the progress) goes on a line of its own.
+    fn end_line(&mut self) {
+        if self.pending.is_empty() {
+            if self.mid_line {
+                self.pending.push('\n');
+            }
+        } else if !self.pending.ends_with('\n') {
+            self.pending.push('\n');
+        }
+    }
+
+    /// Writes out complete lines, and the start of a line longer than
+    /// [`HELD_LINE`] (or everything, with `all`). Called between events,
+    /// so what is written never ends inside an escape or a style.
     fn flush_lines(&mut self, all: bool) -> io::Result<()> {
         let cut = if all {
             self.pending.len()
         } else {
-            match self.pending.rfind('\n') {
-                Some(i) => i + 1,
+            // Only the held start of a line is searched: it is short.
+            let from = self.pending.len().saturating_sub(HELD_LINE + 1);
+            let from = (from..self.pending.len())
+                .find(|&i| self.pending.is_char_boundary(i))
+                .unwrap_or(self.pending.len());
+            match self.pending[from..].rfind('\n') {
+                Some(i) => from + i + 1,
+                None if self.pending.len() > HELD_LINE => self.pending.len(),
                 None => return Ok(()),
             }
         };
@@ -482,6 +527,7 @@ impl Text {
         }
         let rest = self.pending.split_off(cut);
         let out = std::mem::replace(&mut self.pending, rest);
+        self.mid_line = !out.ends_with('\n') && !matches!(self.sink, TextSink::Printer(_));
         match &mut self.sink {
             TextSink::Stdout(s) => {
                 let mut lock = s.lock();
@@ -656,6 +702,57 @@ mod tests {
         let text = render_literal(10_000, 4096, true);
         assert!(text.ends_with("line 10000\n)\n"), "{text}");
         assert!(!text.contains("cut short"));
+    }
+
+    /// A SEARCH line of a million numbers, handed out by the framer in
+    /// pieces: written as it comes, never held whole (memory, and the
+    /// search for its end, would grow with the line).
+    #[test]
+    fn a_long_line_is_written_in_pieces_as_it_comes() {
+        use crate::app::repl::Screen;
+        use crate::protocol::framer::Framer;
+        let mut wire = b"* SEARCH".to_vec();
+        for i in 1..=1_000_000 {
+            wire.extend_from_slice(format!(" {i}").as_bytes());
+        }
+        wire.extend_from_slice(b"\r\na1 OK done\r\n");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut out = Output::text(true, TextSink::Printer(ScreenTx::new(tx)));
+        let mut framer = Framer::new();
+        let mut pieces = 0;
+        for read in wire.chunks(crate::io::READ_SIZE) {
+            framer.buffer_mut().extend_from_slice(read);
+            while let Some(ev) = framer.next_event().unwrap() {
+                pieces += 1;
+                out.event(&ev).unwrap();
+                if let Mode::Text(t) = &out.mode {
+                    assert!(t.pending.len() <= HELD_LINE + crate::io::READ_SIZE);
+                }
+            }
+            out.flush().unwrap();
+        }
+        out.finish().unwrap();
+        drop(out);
+        let texts: Vec<String> = rx
+            .iter()
+            .map(|s| match s {
+                Screen::Text(t) => t,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // A piece of each read, written as it came.
+        let reads = wire.len() / crate::io::READ_SIZE;
+        assert!(pieces >= reads, "{pieces} events");
+        assert!(texts.len() >= reads, "{} writes", texts.len());
+        // Nothing lost or added but the line end.
+        let shown: String = texts.concat();
+        let sent = String::from_utf8(wire).unwrap().replace("\r\n", "\n");
+        let green = Style::new().fg_color(Some(AnsiColor::Green.into()));
+        let sent = sent.replace(
+            "a1 OK done",
+            &format!("{}a1 OK done{}", green.render(), green.render_reset()),
+        );
+        assert_eq!(shown, sent);
     }
 
     #[test]
