@@ -15,6 +15,7 @@ use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 /// What this session has learned from the server.
@@ -24,7 +25,96 @@ pub struct Known {
     /// (the table's `Offer`); before any, those every server has.
     pub commands: BTreeSet<Verb>,
     /// Mailbox names from LIST and LSUB responses.
-    pub mailboxes: BTreeSet<String>,
+    mailboxes: BTreeSet<String>,
+    /// The other forms a name is found by (form, name): its quoted form's
+    /// inside where that escapes a `"` or `\`, its decoded form where it
+    /// is modified UTF-7. Kept sorted as the names are, so that a Tab
+    /// looks only at the names the typed word begins, however many the
+    /// server listed (a LIST of 100,000 names must not slow typing).
+    other_forms: BTreeSet<(String, String)>,
+}
+
+impl Known {
+    /// Learns a mailbox name: O(log n) in the names known.
+    pub fn add_mailbox(&mut self, name: String) {
+        let forms = [
+            quoted_inside(&name),
+            crate::protocol::mutf7::readable(&name),
+        ];
+        // Most names have no other form: one insertion, as the set alone.
+        if forms.iter().any(Option::is_some) && !self.mailboxes.contains(&name) {
+            for form in forms.into_iter().flatten() {
+                self.other_forms.insert((form, name.clone()));
+            }
+        }
+        self.mailboxes.insert(name);
+    }
+
+    /// The names known, in order.
+    pub fn mailboxes(&self) -> impl Iterator<Item = &str> {
+        self.mailboxes.iter().map(String::as_str)
+    }
+
+    /// The names that `bare` (a word typed without its opening quote)
+    /// begins in any of their forms, in order, each once. `looked` counts
+    /// the names examined: those that match, and one more per form.
+    fn starting(&self, bare: &str, looked: &mut usize) -> BTreeSet<&str> {
+        let mut out = BTreeSet::new();
+        let from = (Bound::Included(bare), Bound::Unbounded);
+        for name in self.mailboxes.range::<str, _>(from) {
+            *looked += 1;
+            if !name.starts_with(bare) {
+                break;
+            }
+            // A name with a `"` or `\` is typed escaped: found by that form.
+            if quoted_inside(name).is_none() {
+                out.insert(name.as_str());
+            }
+        }
+        let from = (bare.to_string(), String::new());
+        for (form, name) in self.other_forms.range(from..) {
+            *looked += 1;
+            if !form.starts_with(bare) {
+                break;
+            }
+            out.insert(name.as_str());
+        }
+        // A quoted name typed whole, closing quote and all.
+        if let Some(inside) = bare.strip_suffix('"') {
+            let name = unescape_inside(inside);
+            if let Some(name) = self.mailboxes.get(&name)
+                && quote_mailbox(name) == format!("\"{inside}\"")
+            {
+                *looked += 1;
+                out.insert(name.as_str());
+            }
+        }
+        out
+    }
+}
+
+/// The name that `inside` (what is between quotes) stands for.
+fn unescape_inside(inside: &str) -> String {
+    let mut out = String::with_capacity(inside.len());
+    let mut chars = inside.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What is typed between the quotes of a name that must be quoted, where
+/// that differs from the name (a `"` or `\` escaped).
+fn quoted_inside(name: &str) -> Option<String> {
+    if !name.contains(['"', '\\']) {
+        return None;
+    }
+    let q = quote_mailbox(name);
+    let inside = q.strip_prefix('"').and_then(|q| q.strip_suffix('"'))?;
+    Some(inside.to_string())
 }
 
 pub type Shared = Arc<Mutex<Known>>;
@@ -82,7 +172,7 @@ pub fn learn(known: &Shared, line: &[u8]) {
         k.commands = caps;
     } else if let Some(name) = listed_mailbox(line) {
         let mut k = known.lock().unwrap_or_else(|e| e.into_inner());
-        k.mailboxes.insert(name);
+        k.add_mailbox(name);
     }
 }
 
@@ -259,31 +349,25 @@ impl ReplHelper {
                 // its decoded form is shown, and may be typed to find it.
                 // A name holding a control or formatting character is not
                 // offered: the editor would put those very characters into
-                // the line, and the terminal would obey them.
-                let quoted: Vec<(String, Option<String>)> = k
-                    .mailboxes
-                    .iter()
+                // the line, and the terminal would obey them. Matched with
+                // or without the opening quote typed.
+                let bare = typed.strip_prefix('"').unwrap_or(typed);
+                let mut out: Vec<Pair> = k
+                    .starting(bare, &mut 0)
+                    .into_iter()
                     .filter(|m| m.chars().all(shown_as_is))
-                    .map(|m| (quote_mailbox(m), crate::protocol::mutf7::readable(m)))
+                    .map(|m| {
+                        let q = quote_mailbox(m);
+                        Pair {
+                            display: match crate::protocol::mutf7::readable(m) {
+                                Some(d) => format!("{} [{d}]", escape_str(&q)),
+                                None => escape_str(&q),
+                            },
+                            replacement: q,
+                        }
+                    })
                     .collect();
                 drop(k);
-                // Match the name with or without the opening quote typed.
-                let bare = typed.strip_prefix('"').unwrap_or(typed);
-                let mut out: Vec<Pair> = quoted
-                    .into_iter()
-                    .filter(|(q, decoded)| {
-                        q.starts_with(typed)
-                            || q.strip_prefix('"').unwrap_or(q).starts_with(bare)
-                            || decoded.as_ref().is_some_and(|d| d.starts_with(bare))
-                    })
-                    .map(|(q, decoded)| Pair {
-                        display: match decoded {
-                            Some(d) => format!("{} [{d}]", escape_str(&q)),
-                            None => escape_str(&q),
-                        },
-                        replacement: q,
-                    })
-                    .collect();
                 out.dedup_by(|a, b| a.display == b.display);
                 return (start, out);
             }
@@ -404,7 +488,7 @@ mod tests {
         assert!(k.commands.contains(&Verb::GetQuotaRoot) && k.commands.contains(&Verb::Xlist));
         assert!(k.commands.contains(&Verb::Compress));
         assert!(!k.commands.contains(&Verb::GetAcl) && !k.commands.contains(&Verb::Other));
-        let boxes: Vec<_> = k.mailboxes.iter().cloned().collect();
+        let boxes: Vec<_> = k.mailboxes().collect();
         assert_eq!(boxes, ["&ZeVnLIqe-", "Archive.2024", "INBOX", "Sent Items"]);
         drop(k);
         // The latest list replaces the earlier one.
@@ -471,6 +555,81 @@ mod tests {
         assert_eq!(complete(&h, "STORE 1 +FLAGS (\\De").1, ["\\Deleted"]);
         assert_eq!(complete(&h, "\\he").1, ["\\help"]);
         assert_eq!(complete(&h, "\\help FE").1, ["FETCH"]);
+    }
+
+    /// A Tab looks only at the names the typed word begins: with 100,000
+    /// names known, one that begins ten looks at about ten.
+    #[test]
+    fn a_tab_looks_only_at_the_names_it_may_offer() {
+        let mut k = Known::default();
+        for i in 1..=100_000 {
+            k.add_mailbox(format!("Tree.{i:06}-box"));
+        }
+        k.add_mailbox("Sent Items".to_string());
+        k.add_mailbox("&ZeVnLIqe-".to_string());
+        let mut looked = 0;
+        assert_eq!(k.starting("Tree.01234", &mut looked).len(), 10);
+        assert!(looked <= 13, "looked at {looked} names");
+        let mut looked = 0;
+        assert_eq!(
+            k.starting("Tree.012345-box", &mut looked)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["Tree.012345-box"]
+        );
+        assert!(looked <= 3, "looked at {looked} names");
+        let mut looked = 0;
+        assert_eq!(k.starting("日", &mut looked).len(), 1);
+        assert!(looked <= 3, "looked at {looked} names");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// What a Tab offered when it tried every name known.
+        fn by_trying_all<'a>(names: &'a BTreeSet<String>, typed: &str) -> Vec<&'a str> {
+            let bare = typed.strip_prefix('"').unwrap_or(typed);
+            names
+                .iter()
+                .filter(|m| {
+                    let q = quote_mailbox(m);
+                    let decoded = crate::protocol::mutf7::readable(m);
+                    q.starts_with(typed)
+                        || q.strip_prefix('"').unwrap_or(&q).starts_with(bare)
+                        || decoded.is_some_and(|d| d.starts_with(bare))
+                })
+                .map(String::as_str)
+                .collect()
+        }
+
+        fn name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[aA& \"\\\\.-]{1,6}",
+                Just("&ZeVnLIqe-".to_string()),
+                Just("a&ZeVnLIqe-b".to_string()),
+                Just("Sent Items".to_string()),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn the_names_a_tab_offers_are_those_trying_all_would(
+                names in proptest::collection::btree_set(name(), 0..20),
+                typed in prop_oneof!["[\"]?[aA& \"\\\\.-]{0,4}", name(), "\"?日本?"],
+            ) {
+                let mut k = Known::default();
+                for n in &names {
+                    k.add_mailbox(n.clone());
+                }
+                // Typed as a prefix of what completion shows, too.
+                for typed in [typed.clone(), quote_mailbox(&typed), format!("\"{typed}")] {
+                    let bare = typed.strip_prefix('"').unwrap_or(&typed);
+                    let found: Vec<&str> = k.starting(bare, &mut 0).into_iter().collect();
+                    prop_assert_eq!(found, by_trying_all(&names, &typed), "typed {:?}", typed);
+                }
+            }
+        }
     }
 
     #[test]
