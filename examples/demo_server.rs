@@ -39,6 +39,12 @@ fn main() {
 async fn main() {
     use tokio::signal::unix::{SignalKind, signal};
     let opts = options();
+    // Caught from the start: a signal while the mailboxes are written
+    // (scripts/bench stopped, Ctrl-C) waits for the end of them, and the
+    // temp dir is removed then, not left behind.
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
     let server = Dovecot::start();
     deliver_demo_mail(&server);
     if let Some(mib) = opts.big_mib {
@@ -91,10 +97,8 @@ async fn main() {
         let _ = std::io::stdin().read_line(&mut line);
         let _ = tx.blocking_send(());
     });
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
         _ = term.recv() => {}
         _ = hup.recv() => {}
         _ = stdin_done.recv() => {}
