@@ -212,10 +212,10 @@ pub fn escape_record(bytes: &[u8], out: &mut String) {
     // in runs (a bulk literal in a transcript is mostly that). An ASCII
     // byte is never part of a multi-byte sequence, so cutting there
     // leaves every other character, and every invalid byte, as it was.
-    let plain = |b: &u8| (b' '..=b'~').contains(b) && *b != b'\\';
+    let plain = |b: &u8| record_plain(*b);
     let mut rest = bytes;
     while !rest.is_empty() {
-        let run = rest.iter().position(|b| !plain(b)).unwrap_or(rest.len());
+        let run = plain_run(rest);
         let (ascii, after) = rest.split_at(run);
         out.push_str(std::str::from_utf8(ascii).unwrap_or_default());
         let other = after.iter().position(plain).unwrap_or(after.len());
@@ -223,6 +223,29 @@ pub fn escape_record(bytes: &[u8], out: &mut String) {
         escape_record_chars(escaped, out);
         rest = after;
     }
+}
+
+fn record_plain(b: u8) -> bool {
+    (b' '..=b'~').contains(&b) && b != b'\\'
+}
+
+/// How many bytes at the start of `bytes` stand for themselves in a
+/// record. Looked at 16 at a time, without stopping inside a group, which
+/// the compiler turns into vector instructions: a bulk literal in the
+/// records of `--listen` is mostly such runs, and finding their end a
+/// byte at a time was a third of the proxy's CPU time.
+fn plain_run(bytes: &[u8]) -> usize {
+    let mut n = 0;
+    for group in bytes.chunks_exact(16) {
+        if !group.iter().fold(true, |all, &b| all & record_plain(b)) {
+            break;
+        }
+        n += 16;
+    }
+    n + bytes[n..]
+        .iter()
+        .position(|&b| !record_plain(b))
+        .unwrap_or(bytes.len() - n)
 }
 
 /// [`escape_record`] a character at a time.
@@ -344,6 +367,21 @@ pub fn host_port(host: &str, port: u16) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_plain_run_ends_at_the_first_byte_that_is_escaped() {
+        for len in 0..70 {
+            let plain = vec![b'a'; len];
+            assert_eq!(plain_run(&plain), len);
+            for at in 0..len {
+                for odd in [b'\\', b'\r', 0x7f, 0x80, 0xff, b'~' + 1, b' ' - 1] {
+                    let mut bytes = plain.clone();
+                    bytes[at] = odd;
+                    assert_eq!(plain_run(&bytes), at, "len {len}, {odd:#x} at {at}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn durations_read_well() {
