@@ -10,6 +10,7 @@
 
 pub mod conn;
 pub mod output;
+pub mod records;
 pub mod view;
 
 use crate::app::certinfo;
@@ -19,10 +20,10 @@ use crate::core::options::Security;
 use crate::error;
 use crate::io::listen::{GENERATED_NAMES, ListenOptions, ListenTls};
 use crate::io::tls::TlsSetup;
-use crate::io::transcript::{self, Literals, Transcript};
+use crate::io::transcript::{self, Literals};
 use crate::text::io_text;
 use anyhow::Result;
-use output::{Msg, Output, RecordSink, Targets};
+use output::{Msg, Output, Targets};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::mpsc::SyncSender;
@@ -54,7 +55,6 @@ pub struct Context {
 impl Context {
     /// The view of connection `n`.
     pub fn view(&self, n: u64) -> View {
-        let label = format!("#{n}");
         let term = match (&self.out, self.terminal) {
             (Some(tx), true) => Some(Term::new(
                 tx.clone(),
@@ -65,14 +65,7 @@ impl Context {
             _ => None,
         };
         let log = match (&self.out, self.records) {
-            (Some(tx), true) => Some(
-                Transcript::to_writer(
-                    Box::new(RecordSink::new(tx.clone())),
-                    self.literals,
-                    "the output".to_string(),
-                )
-                .labelled(&label),
-            ),
+            (Some(tx), true) => Some(records::Records::new(tx.clone(), n, self.literals)),
             _ => None,
         };
         View::new(term, log)

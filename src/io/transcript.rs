@@ -110,12 +110,20 @@ pub struct Transcript {
 struct Stamp {
     millis: u128,
     text: String,
+    /// Set by [`Transcript::at`]: the next piece keeps that time.
+    held: bool,
 }
 
 impl Stamp {
     /// Takes the time now for the records that follow.
     fn now(&mut self) {
-        let t = SystemTime::now();
+        if std::mem::take(&mut self.held) {
+            return;
+        }
+        self.set(SystemTime::now());
+    }
+
+    fn set(&mut self, t: SystemTime) {
         let millis = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
         if millis != self.millis || self.text.is_empty() {
             self.millis = millis;
@@ -167,6 +175,13 @@ impl Transcript {
             stamp: Stamp::default(),
             buf: String::new(),
         }
+    }
+
+    /// The next piece recorded happened at `t`, not now (`--listen`
+    /// formats the server's side on another thread, a little later).
+    pub fn at(&mut self, t: SystemTime) {
+        self.stamp.set(t);
+        self.stamp.held = true;
     }
 
     /// Records of one connection among several (`--listen`): each gets

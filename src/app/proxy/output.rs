@@ -18,6 +18,8 @@ pub enum Msg {
     /// Transcript records (whole lines), for stdout when it is not a
     /// terminal and for the `--log` file.
     Record(Vec<u8>),
+    /// A connection's records, some still to be formatted here.
+    Log(super::records::Batch),
 }
 
 /// How many messages may wait before a connection has to: with batches
@@ -87,6 +89,7 @@ fn write_all(rx: Receiver<Msg>, targets: Targets, failure: &Failure) {
     let mut file = targets
         .file
         .map(|(f, name)| (BufWriter::with_capacity(64 * 1024, f), name));
+    let mut formatter = super::records::Formatter::default();
     loop {
         let msg = match rx.try_recv() {
             Ok(m) => m,
@@ -101,22 +104,25 @@ fn write_all(rx: Receiver<Msg>, targets: Targets, failure: &Failure) {
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        let (bytes, to_stdout, to_file) = match &msg {
-            Msg::View(s) => (s.as_bytes(), targets.terminal, false),
-            Msg::Record(r) => (&r[..], !targets.terminal, true),
+        let mut write = |bytes: &[u8], to_stdout: bool, to_file: bool| {
+            if to_stdout
+                && let Some(out) = &mut stdout
+                && let Err(e) = out.write_all(bytes)
+            {
+                stdout_failed(&mut stdout, e, failure);
+            }
+            if to_file
+                && let Some((out, name)) = &mut file
+                && let Err(e) = out.write_all(bytes)
+            {
+                file_failed(name, &e);
+                file = None;
+            }
         };
-        if to_stdout
-            && let Some(out) = &mut stdout
-            && let Err(e) = out.write_all(bytes)
-        {
-            stdout_failed(&mut stdout, e, failure);
-        }
-        if to_file
-            && let Some((out, name)) = &mut file
-            && let Err(e) = out.write_all(bytes)
-        {
-            file_failed(name, &e);
-            file = None;
+        match msg {
+            Msg::View(s) => write(s.as_bytes(), targets.terminal, false),
+            Msg::Record(r) => write(&r, !targets.terminal, true),
+            Msg::Log(batch) => formatter.batch(batch, |r| write(r, !targets.terminal, true)),
         }
     }
     flush(&mut stdout, &mut file, failure);
@@ -158,72 +164,4 @@ fn file_failed(name: &str, e: &io::Error) {
         "imaptalk: warning: cannot write the transcript to {name}: {}; it stops here",
         io_text(e)
     ));
-}
-
-/// A transcript's writer: the records it writes (one `write_all` a
-/// record) are handed to the output thread in batches of whole records, at
-/// each flush (the connection is about to wait) or once a batch is big.
-pub struct RecordSink {
-    tx: SyncSender<Msg>,
-    batch: Vec<u8>,
-}
-
-/// A batch is handed over once it is this big.
-const BATCH: usize = 64 * 1024;
-
-impl RecordSink {
-    pub fn new(tx: SyncSender<Msg>) -> RecordSink {
-        RecordSink {
-            tx,
-            batch: Vec::new(),
-        }
-    }
-
-    fn hand_over(&mut self) -> io::Result<()> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::take(&mut self.batch);
-        self.tx
-            .send(Msg::Record(batch))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the output has ended"))
-    }
-}
-
-impl Write for RecordSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.batch.extend_from_slice(buf);
-        if self.batch.len() >= BATCH {
-            self.hand_over()?;
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.hand_over()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_go_over_in_batches_of_whole_records() {
-        let (tx, rx) = sync_channel(16);
-        let mut sink = RecordSink::new(tx);
-        sink.write_all(b"one\n").unwrap();
-        sink.write_all(b"two\n").unwrap();
-        assert!(rx.try_recv().is_err(), "nothing before a flush");
-        sink.flush().unwrap();
-        let record = vec![b'x'; BATCH];
-        sink.write_all(&record).unwrap();
-        let got: Vec<Vec<u8>> = rx
-            .try_iter()
-            .map(|m| match m {
-                Msg::Record(r) => r,
-                Msg::View(_) => unreachable!(),
-            })
-            .collect();
-        assert_eq!(got, [b"one\ntwo\n".to_vec(), record]);
-    }
 }

@@ -10,8 +10,8 @@
 //! its lines are never shown.
 
 use super::output::Msg;
+use super::records::Records;
 use crate::app::render::style_for;
-use crate::io::transcript::Transcript;
 use crate::protocol::client_framer::{self, End};
 use crate::protocol::framer::{self, LineEnd, strip_line_end};
 use crate::text::{escape_into, size};
@@ -31,7 +31,7 @@ const PIECE: usize = 4096;
 /// The view of one connection.
 pub struct View {
     term: Option<Term>,
-    log: Option<Transcript>,
+    log: Option<Records>,
 }
 
 /// The terminal rendering of one connection.
@@ -73,7 +73,7 @@ struct Cut {
 }
 
 impl View {
-    pub fn new(term: Option<Term>, log: Option<Transcript>) -> View {
+    pub fn new(term: Option<Term>, log: Option<Records>) -> View {
         View { term, log }
     }
 
@@ -365,7 +365,7 @@ mod tests {
         rx.try_iter()
             .map(|m| match m {
                 Msg::View(s) => s,
-                Msg::Record(_) => unreachable!(),
+                Msg::Record(_) | Msg::Log(_) => unreachable!(),
             })
             .collect()
     }
