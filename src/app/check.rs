@@ -403,26 +403,13 @@ async fn implicit(
         imap.close().await;
         return Ok(None);
     };
-    let caps = match capabilities(&mut imap, greeting_caps).await {
-        Ok(c) => c,
-        Err(e) => {
-            r.add(
-                CAPS,
-                Finding::fail(
-                    format!("caps.{n}.tls"),
-                    error::message(&e),
-                    "the server must answer CAPABILITY",
-                ),
-            );
-            imap.close().await;
-            versions(s, p, step, r).await;
-            return Ok(None);
-        }
+    let id = format!("caps.{n}.tls");
+    let fix = "the server must answer CAPABILITY";
+    let Some(caps) = caps_found(&mut imap, r, id, "over TLS", greeting_caps, fix).await else {
+        imap.close().await;
+        versions(s, p, step, r).await;
+        return Ok(None);
     };
-    r.add(
-        CAPS,
-        caps_finding(&format!("caps.{n}.tls"), "over TLS", &caps),
-    );
     seen.tls.get_or_insert_with(|| caps.clone());
     versions(s, p, step, r).await;
     Ok(Some(Kept {
@@ -466,25 +453,12 @@ async fn starttls(
         imap.close().await;
         return Ok(None);
     };
-    let plain = match capabilities(&mut imap, greeting_caps).await {
-        Ok(c) => c,
-        Err(e) => {
-            r.add(
-                CAPS,
-                Finding::fail(
-                    format!("caps.{n}.plaintext"),
-                    error::message(&e),
-                    "the server must answer CAPABILITY",
-                ),
-            );
-            imap.close().await;
-            return Ok(None);
-        }
+    let id = format!("caps.{n}.plaintext");
+    let fix = "the server must answer CAPABILITY";
+    let Some(plain) = caps_found(&mut imap, r, id, "before TLS", greeting_caps, fix).await else {
+        imap.close().await;
+        return Ok(None);
     };
-    r.add(
-        CAPS,
-        caps_finding(&format!("caps.{n}.plaintext"), "before TLS", &plain),
-    );
     seen.plain = Some(plain.clone());
     let offered = report::has(&plain, "STARTTLS");
     r.add(
@@ -546,27 +520,14 @@ async fn starttls(
     let presented = setup.take_presented();
     let verified = trusted(presented.as_ref());
     certificate(r, &g, n, presented, setup.name());
-    let tls = match capabilities(&mut imap, None).await {
-        Ok(c) => c,
-        Err(e) => {
-            r.add(
-                CAPS,
-                Finding::fail(
-                    format!("caps.{n}.tls"),
-                    error::message(&e),
-                    "the server must answer CAPABILITY after STARTTLS",
-                ),
-            );
-            imap.close().await;
-            injection(s, p, step, setup, r, true).await;
-            versions(s, p, step, r).await;
-            return Ok(None);
-        }
+    let id = format!("caps.{n}.tls");
+    let fix = "the server must answer CAPABILITY after STARTTLS";
+    let Some(tls) = caps_found(&mut imap, r, id, "after STARTTLS", None, fix).await else {
+        imap.close().await;
+        injection(s, p, step, setup, r, true).await;
+        versions(s, p, step, r).await;
+        return Ok(None);
     };
-    r.add(
-        CAPS,
-        caps_finding(&format!("caps.{n}.tls"), "after STARTTLS", &tls),
-    );
     seen.tls.get_or_insert_with(|| tls.clone());
     let (gone, new) = report::suspicious_changes(&plain, &tls);
     r.add(
@@ -692,6 +653,29 @@ async fn capabilities(imap: &mut Imap, known: Option<Vec<String>>) -> Result<Vec
             "CAPABILITY was answered: {}",
             escape(a.done.trimmed())
         ))),
+    }
+}
+
+/// The capabilities (`known` from the greeting, else asked for) as the
+/// finding `id`; None, with a FAIL saying `fix`, when the server would not
+/// tell them.
+async fn caps_found(
+    imap: &mut Imap,
+    r: &mut Report,
+    id: String,
+    when: &str,
+    known: Option<Vec<String>>,
+    fix: &str,
+) -> Option<Vec<String>> {
+    match capabilities(imap, known).await {
+        Ok(c) => {
+            r.add(CAPS, caps_finding(&id, when, &c));
+            Some(c)
+        }
+        Err(e) => {
+            r.add(CAPS, Finding::fail(id, error::message(&e), fix));
+            None
+        }
     }
 }
 
