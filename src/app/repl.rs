@@ -154,28 +154,50 @@ pub enum Screen {
 
 /// Where the driver and the renderer send what the REPL shows.
 #[derive(Debug, Clone)]
-pub struct ScreenTx(std_mpsc::Sender<Screen>);
+pub struct ScreenTx(Tx);
+
+#[derive(Debug, Clone)]
+enum Tx {
+    /// The REPL's: at most [`SCREEN_QUEUE`] items wait, so that a server
+    /// faster than the terminal is slowed down to it (as a write to
+    /// stdout is) instead of its output piling up in memory.
+    Bounded(std_mpsc::SyncSender<Screen>),
+    /// Read after the fact (tests).
+    Unbounded(std_mpsc::Sender<Screen>),
+}
+
+/// How many texts (each at most what one read of the server renders to,
+/// or 64 KiB of a long line) and prompts may wait for the screen thread.
+const SCREEN_QUEUE: usize = 4;
 
 impl ScreenTx {
+    /// A screen whose receiver may be read after the fact, all at once.
     pub fn new(tx: std_mpsc::Sender<Screen>) -> ScreenTx {
-        ScreenTx(tx)
+        ScreenTx(Tx::Unbounded(tx))
+    }
+
+    fn send(&self, item: Screen) -> bool {
+        match &self.0 {
+            Tx::Bounded(tx) => tx.send(item).is_ok(),
+            Tx::Unbounded(tx) => tx.send(item).is_ok(),
+        }
     }
 
     /// False when the screen is gone (the terminal closed).
     pub fn text(&self, text: String) -> bool {
-        self.0.send(Screen::Text(text)).is_ok()
+        self.send(Screen::Text(text))
     }
 
     pub fn prompt(&self, prompt: Prompt) {
-        let _ = self.0.send(Screen::Prompt(prompt));
+        let _ = self.send(Screen::Prompt(prompt));
     }
 
     pub fn history(&self, line: String) {
-        let _ = self.0.send(Screen::History(line));
+        let _ = self.send(Screen::History(line));
     }
 
     pub fn status(&self, status: Option<String>) {
-        let _ = self.0.send(Screen::Status(status));
+        let _ = self.send(Screen::Status(status));
     }
 }
 
@@ -380,7 +402,7 @@ impl Repl {
                 None
             }
         });
-        let (screen_tx, screen_rx) = std_mpsc::channel::<Screen>();
+        let (screen_tx, screen_rx) = std_mpsc::sync_channel::<Screen>(SCREEN_QUEUE);
         let printer = editor.create_external_printer().ok();
         link.lock().dumb = printer.is_none();
         let screen_link = link.clone();
@@ -402,7 +424,7 @@ impl Repl {
             flag.store(false, Ordering::SeqCst);
         });
         let repl = Repl {
-            screen: ScreenTx(screen_tx),
+            screen: ScreenTx(Tx::Bounded(screen_tx)),
             known,
             printer_thread,
             editing,
