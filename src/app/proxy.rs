@@ -65,7 +65,12 @@ impl Context {
             _ => None,
         };
         let log = match (&self.out, self.records) {
-            (Some(tx), true) => Some(records::Records::new(tx.clone(), n, self.literals)),
+            (Some(tx), true) => {
+                let tx = tx.clone();
+                let send: records::Handover =
+                    Box::new(move |b| tx.send(Msg::Log(b)).map_err(|_| ()));
+                Some(records::Records::new(send, n, self.literals))
+            }
             _ => None,
         };
         View::new(term, log)

@@ -10,7 +10,6 @@
 //! kinds go over in one ordered batch, so the records stay in the order of
 //! the conversation; each server event carries the time it arrived.
 
-use super::output::Msg;
 use crate::io::transcript::{Literals, Transcript};
 use crate::protocol::client_framer;
 use crate::protocol::framer::Event;
@@ -18,7 +17,6 @@ use bytes::Bytes;
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::rc::Rc;
-use std::sync::mpsc::SyncSender;
 use std::time::SystemTime;
 
 /// A batch is handed over once it holds this much (so it holds less than
@@ -46,10 +44,15 @@ pub struct Batch {
     pub last: bool,
 }
 
+/// How a connection hands its batches to the output thread (through the
+/// output's channel, whose bound makes a connection wait for a slow
+/// output); an error means the output has ended.
+pub type Handover = Box<dyn Fn(Batch) -> Result<(), ()>>;
+
 /// The batch being filled, shared by the connection's records and the
 /// writer its client-side transcript writes to.
 struct Pending {
-    tx: SyncSender<Msg>,
+    send: Handover,
     batch: Batch,
     size: usize,
 }
@@ -67,9 +70,8 @@ impl Pending {
             last,
         };
         self.size = 0;
-        self.tx
-            .send(Msg::Log(batch))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the output has ended"))
+        (self.send)(batch)
+            .map_err(|()| io::Error::new(io::ErrorKind::BrokenPipe, "the output has ended"))
     }
 
     fn push(&mut self, piece: Piece, len: usize) -> io::Result<()> {
@@ -115,10 +117,10 @@ pub struct Records {
 }
 
 impl Records {
-    pub fn new(tx: SyncSender<Msg>, n: u64, literals: Literals) -> Records {
+    pub fn new(send: Handover, n: u64, literals: Literals) -> Records {
         let label = format!("#{n}");
         let pending = Rc::new(RefCell::new(Pending {
-            tx,
+            send,
             batch: Batch {
                 n,
                 label: label.clone(),
@@ -320,13 +322,16 @@ mod tests {
         }
     }
 
-    fn drain(rx: &Receiver<Msg>, formatter: &mut Formatter) -> (Vec<u8>, Vec<usize>) {
+    /// A channel of batches, as the output's carries them.
+    fn channel(bound: usize) -> (Handover, Receiver<Batch>) {
+        let (tx, rx) = sync_channel(bound);
+        (Box::new(move |b| tx.send(b).map_err(|_| ())), rx)
+    }
+
+    fn drain(rx: &Receiver<Batch>, formatter: &mut Formatter) -> (Vec<u8>, Vec<usize>) {
         let mut out = Vec::new();
         let mut sizes = Vec::new();
-        while let Ok(msg) = rx.try_recv() {
-            let Msg::Log(batch) = msg else {
-                panic!("not a batch")
-            };
+        while let Ok(batch) = rx.try_recv() {
             let mut size = 0;
             for p in &batch.pieces {
                 size += match p {
@@ -365,7 +370,7 @@ mod tests {
                 );
                 t.borrow_mut().event("close by client");
             }
-            let (tx, rx) = sync_channel(1024);
+            let (tx, rx) = channel(1024);
             let mut formatter = Formatter::default();
             {
                 let records = RefCell::new(Records::new(tx, 7, literals));
@@ -402,14 +407,14 @@ mod tests {
 
     #[test]
     fn a_server_record_has_the_time_it_arrived() {
-        let (tx, rx) = sync_channel(16);
+        let (tx, rx) = channel(16);
         let mut records = Records::new(tx, 1, Literals::Full);
         let mut f = Framer::new();
         f.buffer_mut().extend_from_slice(b"* OK hello\r\n");
         let ev = f.next_event().unwrap().unwrap();
         records.server(&ev);
         records.flush();
-        let Ok(Msg::Log(mut batch)) = rx.try_recv() else {
+        let Ok(mut batch) = rx.try_recv() else {
             panic!("no batch")
         };
         // As if it had arrived in 2001.
