@@ -8,10 +8,13 @@
 //! - [`console`]: colour on the Windows console, whether the terminal can
 //!   show the lock symbol, the terminal mode put back after the editor,
 //!   raw bytes to a console, a closed stdout pipe.
+//! - [`net`]: the socket option that wakes a reader only once enough
+//!   has arrived (`SO_RCVLOWAT`).
 //! - [`process`]: the shell that runs `--oauth2-token-command`.
 //!
 //! Shared, like `text` and `error`: any layer may use it, and it uses none.
 
 pub mod console;
 pub mod files;
+pub mod net;
 pub mod process;

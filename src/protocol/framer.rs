@@ -219,6 +219,16 @@ impl Framer {
         self.buf.split().freeze()
     }
 
+    /// Bytes of the literal being read that have not arrived yet (0 when
+    /// no literal is being read): what the server is bound to send next,
+    /// whatever else it then sends.
+    pub fn literal_unreceived(&self) -> u64 {
+        match self.state {
+            State::Literal { remaining, .. } => remaining.saturating_sub(self.buf.len() as u64),
+            State::Line { .. } => 0,
+        }
+    }
+
     /// True between responses: nothing of a response is pending.
     pub fn at_response_boundary(&self) -> bool {
         matches!(
@@ -456,6 +466,29 @@ mod tests {
         assert!(f.next_event().is_err());
         f.buffer_mut().extend_from_slice(b"* OK\r\n");
         assert!(f.next_event().is_ok());
+    }
+
+    #[test]
+    fn the_unreceived_part_of_a_literal_is_known_while_it_is_read() {
+        let mut f = Framer::new();
+        f.buffer_mut()
+            .extend_from_slice(b"* 1 FETCH (BODY[] {100}\r\nabc");
+        assert_eq!(f.literal_unreceived(), 0);
+        assert!(matches!(f.next_event(), Ok(Some(Event::Line { .. }))));
+        // Buffered, not yet handed out: counted as received.
+        assert_eq!(f.literal_unreceived(), 97);
+        assert!(matches!(
+            f.next_event(),
+            Ok(Some(Event::Literal { remaining: 97, .. }))
+        ));
+        assert_eq!(f.literal_unreceived(), 97);
+        f.buffer_mut().extend_from_slice(&[b'x'; 97]);
+        assert_eq!(f.literal_unreceived(), 0);
+        assert!(matches!(
+            f.next_event(),
+            Ok(Some(Event::Literal { remaining: 0, .. }))
+        ));
+        assert_eq!(f.literal_unreceived(), 0);
     }
 
     /// Feeds `input` in pieces of the given sizes (cycling) and collects
@@ -825,6 +858,26 @@ mod tests {
                 let whole = frame(&input);
                 prop_assert_eq!(frame_split(&input, &cuts).unwrap(), whole.clone());
                 prop_assert_eq!(concat(&whole), input);
+            }
+
+            /// What a reader may wait for (the socket's low-water mark) is
+            /// never more than the stream still holds: waiting for it cannot
+            /// stall a complete stream, however it was cut.
+            #[test]
+            fn the_unreceived_literal_is_never_more_than_what_follows(input in stream(), cuts in proptest::collection::vec(1usize..64, 1..8)) {
+                let mut f = Framer::new();
+                let mut fed = 0;
+                let mut i = 0;
+                while fed < input.len() {
+                    let n = cuts[i % cuts.len()].min(input.len() - fed);
+                    i += 1;
+                    f.buffer_mut().extend_from_slice(&input[fed..fed + n]);
+                    fed += n;
+                    while f.next_event().unwrap().is_some() {}
+                    let wanted = f.literal_unreceived();
+                    prop_assert!(wanted <= (input.len() - fed) as u64);
+                }
+                prop_assert_eq!(f.literal_unreceived(), 0);
             }
 
             #[test]

@@ -481,3 +481,80 @@ fn u_does_not_answer_endless_continuations() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("after it was cancelled"), "{err}");
 }
+
+/// While a long literal is read, imaptalk asks to be woken only once a
+/// read's worth has arrived; a server that sends a part and then pauses
+/// must still see that part passed on at once, not when the rest comes.
+#[test]
+fn a_literal_that_pauses_is_passed_on_as_far_as_it_came() {
+    use crate::support::scripted::Gate;
+    const LEN: usize = 600_000;
+    const FIRST: usize = 1_000;
+    const SECOND: usize = 40_000;
+    let (more, rest_gate) = (Gate::default(), Gate::default());
+    let mut head = format!("* 1 FETCH (BODY[] {{{LEN}}}\r\n").into_bytes();
+    head.extend_from_slice(&[b'x'; FIRST]);
+    let mut rest = vec![b'Z'; LEN - FIRST - SECOND];
+    rest.extend_from_slice(b")\r\na1 OK done\r\n");
+    let mut steps = vec![
+        send(GREETING),
+        expect("a1 FETCH 1 BODY[]"),
+        Step::Send(head),
+        // The first part is passed on; imaptalk now reads the literal, and
+        // the next part is less than it waits to be woken for.
+        Step::Wait(more.clone()),
+        Step::Send(vec![b'x'; SECOND]),
+        Step::Wait(rest_gate.clone()),
+        Step::Send(rest),
+    ];
+    steps.extend(logout("a2"));
+    let server = ScriptedServer::start(steps);
+    let mut child = imaptalk_std()
+        .arg(local(server.port()))
+        .args(["-c", "FETCH 1 BODY[]"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for (want, gate) in [(FIRST, &more), (FIRST + SECOND, &rest_gate)] {
+        while out.iter().filter(|&&b| b == b'x').count() < want {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => out.extend_from_slice(&chunk),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "{want} bytes of the literal were sent, then the server paused: {} bytes of output",
+                        out.len()
+                    );
+                }
+            }
+        }
+        gate.open();
+    }
+    out.extend(rx.iter().flatten());
+    reader.join().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    server.finish().assert_ok();
+    assert_eq!(
+        out.iter().filter(|&&b| b == b'Z').count(),
+        LEN - FIRST - SECOND
+    );
+    assert!(out.ends_with(b"a2 OK Logout completed.\r\n"));
+}
