@@ -739,6 +739,16 @@ fn lines_typed_ahead_or_pasted_are_all_sent_in_order() {
     assert!(!kept.contains("wonderland"), "{kept:?}");
 }
 
+/// Waits for `prompt` with nothing typed after it: the prompt for the
+/// next line, once the line before was taken. The editor draws the whole
+/// line again as a hint comes and goes ("(after a1)> SELECT <mailbox>"),
+/// so the prompt's text alone may be a redraw of the line still being
+/// typed; an empty line is drawn as the prompt and a carriage return
+/// that puts the cursor after it.
+fn exp_fresh_prompt(p: &mut PtySession, prompt: &str) {
+    p.exp_string(&format!("{prompt}\r")).unwrap();
+}
+
 #[test]
 fn lines_typed_while_a_command_runs_are_queued_shown_and_sent_after_it() {
     // The server answers LOGIN only once the next lines are typed: they
@@ -760,11 +770,11 @@ fn lines_typed_while_a_command_runs_are_queued_shown_and_sent_after_it() {
     let mut p = spawn(&["--no-history", &local(server.port())]);
     p.exp_string("a1> ").unwrap();
     p.send_line("LOGIN alice wonderland").unwrap();
-    p.exp_string("(after a1)> ").unwrap();
+    exp_fresh_prompt(&mut p, "(after a1)> ");
     p.send_line("SELECT INBOX").unwrap();
-    p.exp_string("(after a1)> ").unwrap();
+    exp_fresh_prompt(&mut p, "(after a1)> ");
     p.send_line("NOOP").unwrap();
-    p.exp_string("(after a1)> ").unwrap();
+    exp_fresh_prompt(&mut p, "(after a1)> ");
     gate.open();
     p.exp_string("a1 OK logged in").unwrap();
     p.exp_string("C: a2 SELECT INBOX").unwrap();
@@ -796,7 +806,7 @@ fn a_half_typed_line_survives_the_prompt_changing_under_it() {
     let mut p = spawn(&["--no-history", &local(server.port())]);
     p.exp_string("a1> ").unwrap();
     p.send_line("LOGIN alice wonderland").unwrap();
-    p.exp_string("(after a1)> ").unwrap();
+    exp_fresh_prompt(&mut p, "(after a1)> ");
     p.send("SELECT I").unwrap();
     p.flush().unwrap();
     // Drawn with the hint gone once the mailbox is being typed.
@@ -828,9 +838,9 @@ fn ctrl_c_stops_waiting_for_a_silent_server_and_a_second_one_ends_the_session() 
     let mut p = spawn(&["--no-history", &local(server.port())]);
     p.exp_string("a1> ").unwrap();
     p.send_line("XSLOW").unwrap();
-    p.exp_string("(after a1)> ").unwrap();
+    exp_fresh_prompt(&mut p, "(after a1)> ");
     p.send_line("NOOP").unwrap();
-    p.exp_string("(after a1)> ").unwrap();
+    exp_fresh_prompt(&mut p, "(after a1)> ");
     p.send_control('c').unwrap();
     p.exp_string("stopped waiting: a1 XSLOW still outstanding")
         .unwrap();
@@ -863,7 +873,7 @@ fn ctrl_d_leaves_a_silent_server_at_once() {
     let mut p = spawn(&["--no-history", &local(server.port())]);
     p.exp_string("a1> ").unwrap();
     p.send_line("XSLOW").unwrap();
-    p.exp_string("(after a1)> ").unwrap();
+    exp_fresh_prompt(&mut p, "(after a1)> ");
     let start = std::time::Instant::now();
     p.send_control('d').unwrap();
     p.exp_string("C: a2 LOGOUT").unwrap();
