@@ -110,8 +110,22 @@ pub struct Connection {
     /// ended (the end of the stream, an error): the bytes before it are
     /// framed first, and the next `fill` reports it.
     deferred: Option<io::Result<usize>>,
-    /// The socket's low-water mark now (see [`wake_mark`](Self::wake_mark)).
+    mark: WakeMark,
+}
+
+/// While a long literal is read, the reader is woken only once a good
+/// part of a read has arrived (`SO_RCVLOWAT`) instead of for every few KiB
+/// the network hands over: on a quiet machine each wake-up of a sleeping
+/// process costs tens of microseconds. The mark never asks for more than
+/// the literal still to come, which the server must send, so it cannot
+/// stall a read (a close or an error wakes it too), and the reader drops
+/// it ([`lower`](Self::lower)) after [`MARK_PATIENCE`] without a wake-up.
+pub struct WakeMark {
+    /// The socket's mark now.
     mark: usize,
+    /// Lowered after waiting in vain: not raised again until something
+    /// was read.
+    resting: bool,
 }
 
 /// The most a read waits to be woken for while a literal comes: one read.
@@ -128,7 +142,54 @@ const TLS_SLACK: usize = 16 * 1024 + 2048 + 5;
 /// A raised mark is dropped after this long without a wake-up: a server
 /// that sends slowly (or stops in the middle of a literal) is shown as it
 /// comes, not only once a read's worth has piled up.
-const MARK_PATIENCE: Duration = Duration::from_millis(20);
+pub const MARK_PATIENCE: Duration = Duration::from_millis(20);
+
+impl Default for WakeMark {
+    fn default() -> Self {
+        WakeMark {
+            mark: 1,
+            resting: false,
+        }
+    }
+}
+
+impl WakeMark {
+    /// Sets the mark for a read from `stream` while `unreceived` bytes of a
+    /// literal are still to come ([`Framer::literal_unreceived`]). True
+    /// when a raised mark is in force: the reader must then not wait
+    /// longer than [`MARK_PATIENCE`] before it calls [`lower`](Self::lower).
+    pub fn update(&mut self, stream: &Stream, unreceived: u64) -> bool {
+        if self.resting {
+            return false;
+        }
+        let (socket, whole) = stream.socket();
+        let unreceived = usize::try_from(unreceived).unwrap_or(usize::MAX);
+        let slack = if stream.tls().is_some() { TLS_SLACK } else { 0 };
+        let mark = match unreceived.saturating_sub(slack).min(MARK_MAX) {
+            n if whole && n >= MARK_MIN => n,
+            _ => 1,
+        };
+        if mark != self.mark && set_recv_lowat(socket, mark) {
+            self.mark = mark;
+        }
+        self.mark > 1
+    }
+
+    /// Back to the default mark, which wakes a waiting read at once if
+    /// anything at all has arrived.
+    pub fn lower(&mut self, stream: &Stream) {
+        if self.mark > 1 {
+            let _ = set_recv_lowat(stream.socket().0, 1);
+            self.mark = 1;
+            self.resting = true;
+        }
+    }
+
+    /// Something was read: the next wait may raise the mark again.
+    pub fn read(&mut self) {
+        self.resting = false;
+    }
+}
 
 impl Connection {
     pub fn new(stream: Stream, peer: String) -> Connection {
@@ -141,7 +202,7 @@ impl Connection {
             send_timeout: None,
             queued: Vec::new(),
             deferred: None,
-            mark: 1,
+            mark: WakeMark::default(),
         }
     }
 
@@ -230,13 +291,12 @@ impl Connection {
         let got = match self.deferred.take() {
             Some(r) => r,
             None => {
-                self.wake_mark();
                 let stream = self
                     .stream
                     .as_mut()
                     .ok_or_else(|| error::lost("connection already closed"))?;
+                let patient = self.mark.update(stream, self.framer.literal_unreceived());
                 let buf = self.framer.buffer_mut();
-                let patient = self.mark > 1;
                 let first = if patient {
                     // read_ready is cancel-safe: a read given up has read
                     // nothing.
@@ -246,18 +306,15 @@ impl Connection {
                 } else {
                     None
                 };
-                match first {
+                let got = match first {
                     Some(r) => r,
                     None => {
-                        if patient {
-                            // Lowering the mark wakes the read at once if
-                            // anything is there at all.
-                            let _ = set_recv_lowat(stream.socket().0, 1);
-                            self.mark = 1;
-                        }
+                        self.mark.lower(stream);
                         read_ready(stream, self.framer.buffer_mut(), &mut self.deferred).await
                     }
-                }
+                };
+                self.mark.read();
+                got
             }
         };
         let n = match got {
@@ -289,27 +346,6 @@ impl Connection {
             return Ok(false);
         }
         Ok(true)
-    }
-
-    /// While a long literal is read, the session is woken only once a good
-    /// part of a read has arrived (`SO_RCVLOWAT`) instead of for every few
-    /// KiB the network hands over: on a quiet machine each wake-up of a
-    /// sleeping process costs tens of microseconds. The mark never asks for
-    /// more than the literal still to come, which the server must send, so
-    /// it cannot stall a read (a close or an error wakes it too), and it is
-    /// dropped after [`MARK_PATIENCE`] without a wake-up.
-    fn wake_mark(&mut self) {
-        let Some(stream) = &self.stream else { return };
-        let (socket, whole) = stream.socket();
-        let unreceived = usize::try_from(self.framer.literal_unreceived()).unwrap_or(usize::MAX);
-        let slack = if stream.tls().is_some() { TLS_SLACK } else { 0 };
-        let mark = match unreceived.saturating_sub(slack).min(MARK_MAX) {
-            n if whole && n >= MARK_MIN => n,
-            _ => 1,
-        };
-        if mark != self.mark && set_recv_lowat(socket, mark) {
-            self.mark = mark;
-        }
     }
 
     /// Queues bytes for the next [`send_queued`](Self::send_queued),

@@ -925,3 +925,50 @@ m.logout()
         stopped.stdout
     );
 }
+
+/// The proxy, like a session, is woken by the server's socket only once a
+/// read's worth of a long literal is there; what a server sends before it
+/// pauses must still reach the client at once (the script fails if the
+/// test does not see it before the gate's deadline).
+#[test]
+fn a_literal_that_pauses_is_passed_on_as_far_as_it_came() {
+    use crate::support::scripted::Gate;
+    const LEN: usize = 600_000;
+    let (more, rest_gate) = (Gate::default(), Gate::default());
+    let mut head = format!("* 1 FETCH (BODY[] {{{LEN}}}\r\n").into_bytes();
+    let announced = head.len();
+    head.extend_from_slice(&[b'x'; 1000]);
+    head.extend_from_slice(b"<one>");
+    let mut second = vec![b'x'; 40_000];
+    second.extend_from_slice(b"<two>");
+    let mut rest = vec![b'x'; LEN - (head.len() - announced) - second.len()];
+    rest.extend_from_slice(b")\r\na1 OK done\r\n");
+    let steps = vec![
+        send("* OK ready\n"),
+        expect("a1 FETCH 1 BODY[]"),
+        Step::Send(head),
+        Step::Wait(more.clone()),
+        // Less than the proxy waits to be woken for, with more to come.
+        Step::Send(second),
+        Step::Wait(rest_gate.clone()),
+        Step::Send(rest),
+        expect("a2 LOGOUT"),
+        send("* BYE bye\na2 OK bye\n"),
+        Step::Close,
+    ];
+    let server = ScriptedServer::start(steps);
+    let proxy = Proxy::start(&["--log-literals", "size", &local(server.port())]);
+    let mut c = Client::connect(&proxy.addr());
+    c.until("* OK ready\r\n");
+    c.send(b"a1 FETCH 1 BODY[]\r\n");
+    c.until("<one>");
+    more.open();
+    c.until("<two>");
+    rest_gate.open();
+    c.until("a1 OK done\r\n");
+    c.send(b"a2 LOGOUT\r\n");
+    c.until("a2 OK bye\r\n");
+    server.finish().assert_ok();
+    let stopped = proxy.stop();
+    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+}

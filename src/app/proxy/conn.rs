@@ -27,7 +27,7 @@ use crate::app::diag;
 use crate::core::options::Security;
 use crate::error;
 use crate::io::READ_SIZE;
-use crate::io::connection::Stream;
+use crate::io::connection::{MARK_PATIENCE, Stream, WakeMark};
 use crate::io::listen::{self, ClientStream};
 use crate::io::tcp;
 use crate::io::tls::{self, Via};
@@ -439,6 +439,9 @@ struct Relay {
     view: View,
     listen_tls: Option<Rc<listen::ListenTls>>,
     handshake_timeout: Duration,
+    /// The server's socket wakes the relay once a read's worth of a long
+    /// literal is there, as it does a session.
+    server_mark: WakeMark,
 }
 
 impl Relay {
@@ -474,6 +477,7 @@ impl Relay {
             view,
             listen_tls: ctx.listen_tls.clone(),
             handshake_timeout: ctx.settings.session.timeout.unwrap_or(CLIENT_HANDSHAKE),
+            server_mark: WakeMark::default(),
         }
     }
 
@@ -512,6 +516,9 @@ impl Relay {
                     None => std::future::pending().await,
                 }
             };
+            let patient = self
+                .server_mark
+                .update(&self.server, self.sf.literal_unreceived());
             let wake = tokio::select! {
                 w = std::future::poll_fn(|cx| self.poll_pump(cx)) => w?,
                 _ = stop.changed() => {
@@ -522,9 +529,16 @@ impl Relay {
                     self.close_both().await;
                     return Ok(self.closer.unwrap_or(Closer::Client));
                 }
+                () = tokio::time::sleep(MARK_PATIENCE), if patient => {
+                    self.server_mark.lower(&self.server);
+                    continue;
+                }
             };
             self.from_client += wake.client as u64;
             self.from_server += wake.server as u64;
+            if wake.server > 0 {
+                self.server_mark.read();
+            }
             if wake.client_eof {
                 self.client_eof = true;
                 self.closer.get_or_insert(Closer::Client);
