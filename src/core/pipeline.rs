@@ -18,7 +18,7 @@
 //! At most [`WINDOW`] commands are in flight, so a huge script cannot make
 //! either side buffer without bound.
 
-use crate::protocol::command::{self, Tagger};
+use crate::protocol::command;
 use crate::protocol::framer::strip_line_end;
 
 /// The most commands in flight at once.
@@ -71,10 +71,7 @@ pub fn line_alone(line: &[u8]) -> bool {
     if memchr::memmem::find(line, b"{@").is_some() {
         return true;
     }
-    match command::prepare(line, &mut Tagger::new("p"), |_| false) {
-        Ok(p) => p.alone_in_pipeline(),
-        Err(_) => true,
-    }
+    command::line_alone_in_pipeline(line).unwrap_or(true)
 }
 
 /// The next input line, without taking it off the input (see
@@ -110,7 +107,9 @@ mod tests {
         for name in ["NOOP", "FETCH", "UID FETCH", "STORE", "STATUS", "LIST"] {
             assert!(!Verb::of_name(name).alone_in_pipeline(), "{name}");
         }
-        let append = command::prepare(b"APPEND INBOX {3}", &mut Tagger::new("a"), |_| false);
+        let append = command::prepare(b"APPEND INBOX {3}", &mut command::Tagger::new("a"), |_| {
+            false
+        });
         assert!(append.unwrap().alone_in_pipeline(), "a literal goes alone");
     }
 

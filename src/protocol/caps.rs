@@ -99,6 +99,21 @@ fn enabled(line: &str) -> Option<Vec<&str>> {
         .then(|| rest.split_whitespace().collect())
 }
 
+/// Whether a line can be a capability list, a response code holding one,
+/// or an ENABLED response, judged on its bytes: most lines (FETCH, NOOP
+/// completions) are none, and making text of each was most of the cost of
+/// a pipelined command's responses.
+fn may_tell(line: &[u8]) -> bool {
+    let untagged_word = |w: &[u8]| {
+        line.len() > 2 + w.len()
+            && line.starts_with(b"* ")
+            && line[2..2 + w.len()].eq_ignore_ascii_case(w)
+    };
+    memchr::memchr(b'[', line).is_some()
+        || untagged_word(b"CAPABILITY ")
+        || untagged_word(b"ENABLED")
+}
+
 /// The server's capabilities as last announced, and what ENABLE enabled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Capabilities {
@@ -117,6 +132,9 @@ impl Capabilities {
         // Only the ASCII start matters; a lossy copy of a huge line is not
         // worth making for lines that cannot be capability lists.
         let cut = &line[..line.len().min(16 * 1024)];
+        if !may_tell(cut) {
+            return false;
+        }
         let text = String::from_utf8_lossy(cut);
         if let Some(caps) = parse(&text) {
             self.list = caps.iter().map(|c| c.to_ascii_uppercase()).collect();
@@ -158,6 +176,27 @@ impl Capabilities {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The check on bytes never turns away a line that says something.
+        #[test]
+        fn the_quick_check_never_misses_a_list(
+            pieces in proptest::collection::vec(prop_oneof![
+                Just(b"* ".to_vec()), Just(b"CAPABILITY ".to_vec()), Just(b"capability".to_vec()),
+                Just(b"ENABLED".to_vec()), Just(b"enabled ".to_vec()), Just(b"[".to_vec()),
+                Just(b"]".to_vec()), Just(b"OK ".to_vec()), Just(b"a1 ".to_vec()),
+                Just(b"IMAP4rev1 ".to_vec()), Just(b"UTF8=ACCEPT".to_vec()), Just(b"\r\n".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..4),
+            ], 0..10),
+        ) {
+            let line = pieces.concat();
+            let text = String::from_utf8_lossy(&line);
+            if parse(&text).is_some() || enabled(&text).is_some() {
+                prop_assert!(may_tell(&line), "{text:?}");
+            }
+        }
+    }
 
     #[test]
     fn lists_from_data_and_response_codes() {

@@ -851,13 +851,23 @@ fn trim_start(s: &[u8]) -> &[u8] {
 /// The command name after the tag (`UID FETCH` for UID commands).
 fn command_name(after_tag: &[u8], verb: Verb) -> String {
     let (first, rest) = word(after_tag);
-    let mut name = String::from_utf8_lossy(first).to_ascii_uppercase();
+    let mut name = String::with_capacity(first.len() + 8);
+    push_upper(&mut name, first);
     if verb == Verb::Uid {
         let (second, _) = word(rest);
         name.push(' ');
-        name.push_str(&String::from_utf8_lossy(second).to_ascii_uppercase());
+        push_upper(&mut name, second);
     }
     name
+}
+
+/// Appends `word` in upper case; bytes that are not UTF-8 as U+FFFD.
+fn push_upper(name: &mut String, word: &[u8]) {
+    if word.is_ascii() {
+        name.extend(word.iter().map(|b| char::from(b.to_ascii_uppercase())));
+    } else {
+        name.push_str(&String::from_utf8_lossy(word).to_ascii_uppercase());
+    }
 }
 
 /// Turns a typed line (without its line end) into a command: an automatic
@@ -896,6 +906,21 @@ pub fn prepare(
         wire,
         literal,
     })
+}
+
+/// What [`prepare`] would answer to [`Prepared::alone_in_pipeline`] for
+/// this line, without making the command (`--pipeline` asks it of every
+/// line before the line is taken).
+pub fn line_alone_in_pipeline(line: &[u8]) -> Result<bool, FrameError> {
+    if literal_announcement(line, false)?.is_some() {
+        return Ok(true);
+    }
+    let (first, rest) = word(line);
+    let verb = match Verb::parse(first) {
+        Verb::Other if valid_tag(first) => Verb::parse(word(rest).0),
+        verb => verb,
+    };
+    Ok(verb.alone_in_pipeline())
 }
 
 /// A command line as a client sent it, its own tag first (`--listen`
@@ -1436,6 +1461,22 @@ mod tests {
                     Some(name) => prop_assert!(name.as_bytes().eq_ignore_ascii_case(&word)),
                     None => prop_assert_eq!(verb, Verb::Other),
                 }
+            }
+
+            #[test]
+            fn alone_in_pipeline_is_answered_as_prepare_would(
+                words in proptest::collection::vec(prop_oneof![
+                    proptest::sample::select(VERBS).prop_map(|p| p.name.to_string()),
+                    Just("a1".to_string()), Just("x.y".to_string()), Just("{3}".to_string()),
+                    Just("{3+}".to_string()), Just("\"q\"".to_string()), Just("*".to_string()),
+                    "[ -~]{0,6}",
+                ], 0..5),
+                lead in "[ \t]{0,2}",
+            ) {
+                let line = format!("{lead}{}", words.join(" "));
+                let full = prepare(line.as_bytes(), &mut Tagger::new("a"), |_| false)
+                    .map(|p| p.alone_in_pipeline());
+                prop_assert_eq!(line_alone_in_pipeline(line.as_bytes()), full, "{:?}", line);
             }
 
             #[test]
