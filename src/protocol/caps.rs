@@ -105,7 +105,7 @@ fn enabled(line: &str) -> Option<Vec<&str>> {
 /// a pipelined command's responses.
 fn may_tell(line: &[u8]) -> bool {
     let untagged_word = |w: &[u8]| {
-        line.len() > 2 + w.len()
+        line.len() >= 2 + w.len()
             && line.starts_with(b"* ")
             && line[2..2 + w.len()].eq_ignore_ascii_case(w)
     };
