@@ -297,21 +297,23 @@ impl Connection {
                     .ok_or_else(|| error::lost("connection already closed"))?;
                 let patient = self.mark.update(stream, self.framer.literal_unreceived());
                 let buf = self.framer.buffer_mut();
-                let first = if patient {
+                let got = if patient {
                     // read_ready is cancel-safe: a read given up has read
                     // nothing.
-                    tokio::time::timeout(MARK_PATIENCE, read_ready(stream, buf, &mut self.deferred))
-                        .await
-                        .ok()
-                } else {
-                    None
-                };
-                let got = match first {
-                    Some(r) => r,
-                    None => {
-                        self.mark.lower(stream);
-                        read_ready(stream, self.framer.buffer_mut(), &mut self.deferred).await
+                    match tokio::time::timeout(
+                        MARK_PATIENCE,
+                        read_ready(stream, buf, &mut self.deferred),
+                    )
+                    .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => {
+                            self.mark.lower(stream);
+                            read_ready(stream, self.framer.buffer_mut(), &mut self.deferred).await
+                        }
                     }
+                } else {
+                    read_ready(stream, buf, &mut self.deferred).await
                 };
                 self.mark.read();
                 got

@@ -54,59 +54,53 @@ mod tests {
     /// Bytes below the mark do not make the socket readable (within a
     /// fifth of a second: a kernel that ignored the mark would report it at
     /// once); reaching the mark does, and so does lowering it.
-    #[test]
-    fn a_reader_is_woken_by_the_mark_reached_or_lowered() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    #[tokio::test]
+    async fn a_reader_is_woken_by_the_mark_reached_or_lowered() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
             .unwrap();
-        rt.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let client = TcpStream::connect(listener.local_addr().unwrap())
-                .await
-                .unwrap();
-            let (mut server, _) = listener.accept().await.unwrap();
-            let below = Duration::from_millis(200);
-            let deadline = Duration::from_secs(30);
-            let mut buf = [0u8; 4096];
-            let mut drain = async |want: usize| {
-                let mut got = 0;
-                while got < want {
-                    tokio::time::timeout(deadline, client.readable())
-                        .await
-                        .expect("readable")
-                        .unwrap();
-                    match client.try_read(&mut buf) {
-                        Ok(n) => got += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(e) => panic!("{e}"),
-                    }
+        let (mut server, _) = listener.accept().await.unwrap();
+        let below = Duration::from_millis(200);
+        let deadline = Duration::from_secs(30);
+        let mut buf = [0u8; 4096];
+        let mut drain = async |want: usize| {
+            let mut got = 0;
+            while got < want {
+                tokio::time::timeout(deadline, client.readable())
+                    .await
+                    .expect("readable")
+                    .unwrap();
+                match client.try_read(&mut buf) {
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
                 }
-                // Read to the end of what is there, so that readiness is
-                // cleared.
-                assert_eq!(
-                    client.try_read(&mut buf).unwrap_err().kind(),
-                    std::io::ErrorKind::WouldBlock
-                );
-                got
-            };
-            assert!(set_recv_lowat(&client, 1000));
-            server.write_all(&[b'x'; 10]).await.unwrap();
-            assert!(
-                tokio::time::timeout(below, client.readable())
-                    .await
-                    .is_err()
+            }
+            // Read to the end of what is there, so that readiness is
+            // cleared.
+            assert_eq!(
+                client.try_read(&mut buf).unwrap_err().kind(),
+                std::io::ErrorKind::WouldBlock
             );
-            server.write_all(&[b'y'; 990]).await.unwrap();
-            assert_eq!(drain(1000).await, 1000);
-            server.write_all(&[b'z'; 10]).await.unwrap();
-            assert!(
-                tokio::time::timeout(below, client.readable())
-                    .await
-                    .is_err()
-            );
-            assert!(set_recv_lowat(&client, 1));
-            assert_eq!(drain(10).await, 10);
-        });
+            got
+        };
+        assert!(set_recv_lowat(&client, 1000));
+        server.write_all(&[b'x'; 10]).await.unwrap();
+        assert!(
+            tokio::time::timeout(below, client.readable())
+                .await
+                .is_err()
+        );
+        server.write_all(&[b'y'; 990]).await.unwrap();
+        assert_eq!(drain(1000).await, 1000);
+        server.write_all(&[b'z'; 10]).await.unwrap();
+        assert!(
+            tokio::time::timeout(below, client.readable())
+                .await
+                .is_err()
+        );
+        assert!(set_recv_lowat(&client, 1));
+        assert_eq!(drain(10).await, 10);
     }
 }

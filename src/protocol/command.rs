@@ -870,6 +870,21 @@ fn push_upper(name: &mut String, word: &[u8]) {
     }
 }
 
+/// The verb of a typed line, and the line's own tag when it carries one:
+/// a valid tag followed by a known verb (otherwise the first word is the
+/// verb, known or not, and the command gets an automatic tag).
+fn typed_verb(line: &[u8]) -> (Option<&[u8]>, Verb) {
+    let (first, rest) = word(line);
+    let verb = Verb::parse(first);
+    if verb == Verb::Other && valid_tag(first) {
+        let second = Verb::parse(word(rest).0);
+        if second != Verb::Other {
+            return (Some(first), second);
+        }
+    }
+    (None, verb)
+}
+
 /// Turns a typed line (without its line end) into a command: an automatic
 /// tag unless the line carries its own, and the literal it announces.
 pub fn prepare(
@@ -878,20 +893,15 @@ pub fn prepare(
     in_use: impl Fn(&str) -> bool,
 ) -> Result<Prepared, FrameError> {
     let literal = literal_announcement(line, false)?;
-    let (first, rest) = word(line);
-    let (second, _) = word(rest);
-    let verb = Verb::parse(first);
-    if verb == Verb::Other && valid_tag(first) {
-        let second = Verb::parse(second);
-        if second != Verb::Other {
-            return Ok(Prepared {
-                tag: String::from_utf8_lossy(first).into_owned(),
-                name: command_name(rest, second),
-                verb: second,
-                wire: trim_start(line).to_vec(),
-                literal,
-            });
-        }
+    let (own_tag, verb) = typed_verb(line);
+    if let Some(tag) = own_tag {
+        return Ok(Prepared {
+            tag: String::from_utf8_lossy(tag).into_owned(),
+            name: command_name(word(line).1, verb),
+            verb,
+            wire: trim_start(line).to_vec(),
+            literal,
+        });
     }
     let tag = tagger.take(in_use);
     let body = trim_start(line);
@@ -915,12 +925,7 @@ pub fn line_alone_in_pipeline(line: &[u8]) -> Result<bool, FrameError> {
     if literal_announcement(line, false)?.is_some() {
         return Ok(true);
     }
-    let (first, rest) = word(line);
-    let verb = match Verb::parse(first) {
-        Verb::Other if valid_tag(first) => Verb::parse(word(rest).0),
-        verb => verb,
-    };
-    Ok(verb.alone_in_pipeline())
+    Ok(typed_verb(line).1.alone_in_pipeline())
 }
 
 /// A command line as a client sent it, its own tag first (`--listen`
