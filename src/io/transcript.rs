@@ -98,7 +98,7 @@ pub struct Transcript {
     label: String,
     stamp: Stamp,
     /// The record being written, kept for its capacity.
-    buf: String,
+    buf: Vec<u8>,
 }
 
 /// The time of what is being recorded, read once per piece of the
@@ -131,8 +131,8 @@ impl Stamp {
         }
     }
 
-    fn write(&self, out: &mut String) {
-        out.push_str(&self.text);
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.text.as_bytes());
     }
 }
 
@@ -173,7 +173,7 @@ impl Transcript {
             client: Side::default(),
             label: String::new(),
             stamp: Stamp::default(),
-            buf: String::new(),
+            buf: Vec::new(),
         }
     }
 
@@ -377,16 +377,16 @@ impl Transcript {
         let mut line = std::mem::take(&mut self.buf);
         line.clear();
         self.stamp.write(&mut line);
-        line.push(' ');
+        line.push(b' ');
         if !self.label.is_empty() {
-            line.push_str(&self.label);
-            line.push(' ');
+            line.extend_from_slice(self.label.as_bytes());
+            line.push(b' ');
         }
-        line.push_str(mark);
-        line.push(' ');
+        line.extend_from_slice(mark.as_bytes());
+        line.push(b' ');
         crate::text::escape_record(bytes, &mut line);
-        line.push('\n');
-        if let Err(e) = self.out.write_all(line.as_bytes()) {
+        line.push(b'\n');
+        if let Err(e) = self.out.write_all(&line) {
             self.fail(&e);
         }
         self.buf = line;

@@ -3,6 +3,7 @@
 //! mix within a line, and a slow terminal slows the connections down
 //! (a bounded channel) instead of filling memory.
 
+use super::records::OUTPUT_BUFFER;
 use crate::error;
 use crate::text::io_text;
 use std::fs::File;
@@ -85,10 +86,14 @@ impl Output {
 }
 
 fn write_all(rx: Receiver<Msg>, targets: Targets, failure: &Failure) {
-    let mut stdout = Some(BufWriter::with_capacity(64 * 1024, io::stdout()));
-    let mut file = targets
-        .file
-        .map(|(f, name)| (BufWriter::with_capacity(64 * 1024, f), name));
+    let mut out = Outputs {
+        stdout: Some(BufWriter::with_capacity(OUTPUT_BUFFER, io::stdout())),
+        file: targets
+            .file
+            .map(|(f, name)| (BufWriter::with_capacity(OUTPUT_BUFFER, f), name)),
+        failure,
+    };
+    let records = !targets.terminal;
     let mut formatter = super::records::Formatter::default();
     loop {
         let msg = match rx.try_recv() {
@@ -96,7 +101,8 @@ fn write_all(rx: Receiver<Msg>, targets: Targets, failure: &Failure) {
             Err(TryRecvError::Empty) => {
                 // Nothing more is waiting: what was written becomes visible
                 // now, and the file is up to date before the next wait.
-                flush(&mut stdout, &mut file, failure);
+                formatter.write_out(|r| out.write(r, records, true));
+                out.flush();
                 match rx.recv() {
                     Ok(m) => m,
                     Err(_) => break,
@@ -104,28 +110,50 @@ fn write_all(rx: Receiver<Msg>, targets: Targets, failure: &Failure) {
             }
             Err(TryRecvError::Disconnected) => break,
         };
-        let mut write = |bytes: &[u8], to_stdout: bool, to_file: bool| {
-            if to_stdout
-                && let Some(out) = &mut stdout
-                && let Err(e) = out.write_all(bytes)
-            {
-                stdout_failed(&mut stdout, e, failure);
-            }
-            if to_file
-                && let Some((out, name)) = &mut file
-                && let Err(e) = out.write_all(bytes)
-            {
-                file_failed(name, &e);
-                file = None;
-            }
-        };
         match msg {
-            Msg::View(s) => write(s.as_bytes(), targets.terminal, false),
-            Msg::Record(r) => write(&r, !targets.terminal, true),
-            Msg::Log(batch) => formatter.batch(batch, |r| write(r, !targets.terminal, true)),
+            Msg::View(s) => {
+                formatter.write_out(|r| out.write(r, records, true));
+                out.write(s.as_bytes(), targets.terminal, false);
+            }
+            Msg::Record(r) => {
+                formatter.write_out(|r| out.write(r, records, true));
+                out.write(&r, records, true);
+            }
+            Msg::Log(batch) => formatter.batch(batch, |r| out.write(r, records, true)),
         }
     }
-    flush(&mut stdout, &mut file, failure);
+    formatter.write_out(|r| out.write(r, records, true));
+    out.flush();
+}
+
+/// Where the output thread writes: stdout and the `--log` file, each
+/// dropped after its first failure.
+struct Outputs<'a> {
+    stdout: Option<BufWriter<io::Stdout>>,
+    file: Option<(BufWriter<File>, String)>,
+    failure: &'a Failure,
+}
+
+impl Outputs<'_> {
+    fn write(&mut self, bytes: &[u8], to_stdout: bool, to_file: bool) {
+        if to_stdout
+            && let Some(out) = &mut self.stdout
+            && let Err(e) = out.write_all(bytes)
+        {
+            stdout_failed(&mut self.stdout, e, self.failure);
+        }
+        if to_file
+            && let Some((out, name)) = &mut self.file
+            && let Err(e) = out.write_all(bytes)
+        {
+            file_failed(name, &e);
+            self.file = None;
+        }
+    }
+
+    fn flush(&mut self) {
+        flush(&mut self.stdout, &mut self.file, self.failure);
+    }
 }
 
 fn flush(
